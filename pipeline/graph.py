@@ -1,0 +1,146 @@
+"""Assembles the Beam graph: read -> extract -> normalize -> filters -> dedup -> score -> sample -> write.
+
+Cheap per-document stages run first; every stage's rejected records and errors are collected and
+written with their reasons, so every input record ends in exactly one output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.metrics import Metrics
+
+import ouroboros
+from ouroboros.pipeline.config import Config
+from ouroboros.pipeline.stats import WriteStats
+from ouroboros.schemas.record import (ERROR_SCHEMA, RECORD_SCHEMA, REJECTED_SCHEMA, SCHEMA_VERSION,
+                                      conform)
+from ouroboros.transforms.base import (ERRORS, METRICS_NAMESPACE, REJECTED, ApplyStage,
+                                       error_record)
+from ouroboros.transforms.exact_dedup import ExactDedup
+from ouroboros.transforms.extract import Extract
+from ouroboros.transforms.normalize import Normalize
+from ouroboros.transforms.read import ReadConfig, detect_format, read_shard
+
+SKIPPED = "skipped"
+PIPELINE_VERSION = f"ouroboros {ouroboros.__version__} (schema {SCHEMA_VERSION})"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    config_sha256: str
+    started_at: dt.datetime
+    pipeline_version: str = PIPELINE_VERSION
+
+    @classmethod
+    def new(cls, config: Config, run_id: str | None = None) -> RunInfo:
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        return cls(run_id=run_id or f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+                   config_sha256=config.sha256(), started_at=now)
+
+    def columns(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "pipeline_version": self.pipeline_version,
+                "config_sha256": self.config_sha256, "processed_at": self.started_at}
+
+
+class ReadShard(beam.DoFn):
+    """One shard in, its documents out (streamed); unreadable parts become error records."""
+
+    def __init__(self, config: ReadConfig, run: RunInfo):
+        self._config = config
+        self._run = run
+        self._docs = Metrics.counter(METRICS_NAMESPACE, "read.documents")
+        self._errors = Metrics.counter(METRICS_NAMESPACE, "read.errors")
+        self._skipped = Metrics.counter(METRICS_NAMESPACE, "read.skipped_non_documents")
+
+    def process(self, shard: tuple[str, str]):
+        uri, fmt = shard
+        run_columns = self._run.columns()
+        for kind, item in read_shard(uri, fmt, self._config):
+            if kind == "doc":
+                self._docs.inc()
+                item.update(run_columns)
+                yield item
+            elif kind == "error":
+                self._errors.inc()
+                item["run_id"] = self._run.run_id
+                yield pvalue.TaggedOutput(ERRORS, item)
+            else:
+                self._skipped.inc()
+                yield pvalue.TaggedOutput(SKIPPED, item)
+
+
+def document_stages(config: Config) -> list[Any]:
+    """The per-document stages in order (cheap first)."""
+    return [Extract(config.extract), Normalize(config.normalize)]
+
+
+def shard_list(shards: list[str], run: RunInfo) -> tuple[list[tuple[str, str]], list[dict]]:
+    """(uri, format) pairs, and error records for shards whose format is unknown."""
+    known, unknown = [], []
+    for uri in shards:
+        fmt = detect_format(uri)
+        if fmt is None:
+            unknown.append(error_record(uri, "unknown", "shard", "read",
+                                        "unknown shard format (by file name)",
+                                        error_type="unknown_format", run_id=run.run_id))
+        else:
+            known.append((uri, fmt))
+    return known, unknown
+
+
+def _write_parquet(pcoll, label: str, path: str, schema, config: Config):
+    out = config.output
+    return (pcoll
+            | f"Conform{label}" >> beam.Map(conform, schema)
+            | f"Write{label}" >> beam.io.WriteToParquet(
+                path, schema, codec=out.compression, row_group_buffer_size=out.row_group_bytes,
+                file_name_suffix=".parquet", num_shards=out.num_shards))
+
+
+def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Config,
+                   run: RunInfo, mode: str = "run") -> None:
+    """Adds the whole curation graph to `p`. mode="tag" annotates every record and drops none."""
+    drop = mode == "run"
+    known, unknown = shard_list(shards, run)
+    read = (p
+            | "Shards" >> beam.Create(known)
+            | "SpreadShards" >> beam.Reshuffle()
+            | "Read" >> beam.ParDo(ReadShard(config.read, run)).with_outputs(
+                ERRORS, SKIPPED, main="docs"))
+    errors = [read[ERRORS], p | "UnknownShards" >> beam.Create(unknown)]
+    rejected = []
+    docs = read.docs | "SpreadDocuments" >> beam.Reshuffle()
+    input_docs = docs
+
+    for stage in document_stages(config):
+        result = docs | ApplyStage(stage, drop=drop)
+        docs = result.kept
+        rejected.append(result[REJECTED])
+        errors.append(result[ERRORS])
+
+    if config.exact_dedup.enabled:
+        result = docs | "ExactDedup" >> ExactDedup(drop=drop)
+        docs = result.kept
+        rejected.append(result[REJECTED])
+
+    all_errors = errors | "FlattenErrors" >> beam.Flatten()
+    all_rejected = rejected | "FlattenRejected" >> beam.Flatten()
+    if drop:
+        _write_parquet(docs, "Curated", f"{output}/curated/part", RECORD_SCHEMA, config)
+        if config.output.write_rejected:
+            _write_parquet(all_rejected, "Rejected", f"{output}/rejected/part", REJECTED_SCHEMA,
+                           config)
+    else:
+        _write_parquet(docs, "Tagged", f"{output}/tagged/part", REJECTED_SCHEMA, config)
+    _write_parquet(all_errors, "Errors", f"{output}/errors/part", ERROR_SCHEMA, config)
+
+    _ = ({"input": input_docs, "curated" if drop else "tagged": docs, "rejected": all_rejected,
+          "errors": all_errors, "skipped": read[SKIPPED]}
+         | "Stats" >> WriteStats(output, run, shards))
