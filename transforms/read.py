@@ -108,6 +108,8 @@ def read_shard(uri: str, fmt: str, config: ReadConfig) -> Iterator[Item]:
                "parquet": read_parquet, "hf_dataset": read_hf_dataset}
     try:
         yield from readers[fmt](uri, fmt, config)
+    except ImportError:
+        raise  # a broken installation is not bad input: fail loudly
     except Exception as exc:  # unreadable shard (or its tail): quarantine, never crash the run
         yield "error", error_record(uri, fmt, getattr(exc, "location", "shard"), "read", exc)
 
