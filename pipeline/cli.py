@@ -113,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="run the whole pipeline on the bundled sample corpus")
     demo.add_argument("--output", "-o", default="ouroboros-demo-output")
     _common_args(demo)
+    tq = sub.add_parser("train-quality", help="train the optional fastText quality classifier (DCLM-style)")
+    tq.add_argument("data", help="labelled JSONL: {\"text\": ..., \"label\": 0|1} (1 = good)")
+    tq.add_argument("output", help="model file to write (.bin)")
+    tq.add_argument("--seed", type=int, default=0)
     sub.add_parser("config", help="print the default configuration with every key documented")
     sub.add_parser("schema", help="print the output columns (Markdown)")
 
@@ -127,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
             from ouroboros.schemas.record import markdown_table
 
             print(markdown_table())
+        elif args.command == "train-quality":
+            from ouroboros.transforms.quality_model import train_quality
+
+            print(json.dumps(train_quality(args.data, args.output, seed=args.seed), indent=2))
         elif args.command in ("run", "tag", "demo"):
             if args.command == "demo":
                 inputs, overwrite = demo_inputs(), True
@@ -135,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             execute(inputs, args.output, args.config, args.set, beam_args,
                     mode="tag" if args.command == "tag" else "run", run_id=args.run_id,
                     overwrite=overwrite)
-        unknown = [a for a in beam_args if args.command in ("config", "schema")]
+        unknown = [a for a in beam_args if args.command not in ("run", "tag", "demo")]
         if unknown:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     except ConfigError as exc:

@@ -13,13 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from ouroboros.transforms.base import StrictModel
 from ouroboros.transforms.exact_dedup import ExactDedupConfig
 from ouroboros.transforms.extract import ExtractConfig
+from ouroboros.transforms.langid import LangIdConfig
 from ouroboros.transforms.normalize import NormalizeConfig
+from ouroboros.transforms.quality import QualityConfig
+from ouroboros.transforms.quality_model import QualityModelConfig
 from ouroboros.transforms.read import ReadConfig
+from ouroboros.transforms.sampling import SamplingConfig
+from ouroboros.transforms.topics import TopicConfig
 
 
 class ConfigError(ValueError):
@@ -38,8 +43,20 @@ class Config(StrictModel):
     read: ReadConfig = Field(default_factory=ReadConfig)
     extract: ExtractConfig = Field(default_factory=ExtractConfig)
     normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
+    langid: LangIdConfig = Field(default_factory=LangIdConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    quality_model: QualityModelConfig = Field(default_factory=QualityModelConfig)
     exact_dedup: ExactDedupConfig = Field(default_factory=ExactDedupConfig)
+    topics: TopicConfig = Field(default_factory=TopicConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _cross_section_checks(self) -> Config:
+        if "topic" in self.sampling.keys and not self.topics.enabled:
+            raise ValueError("sampling.keys uses 'topic' but topics.enabled is false "
+                             "(every document's topic would be 'unknown')")
+        return self
 
     def sha256(self) -> str:
         """Hash of the effective configuration (canonical JSON): recorded on every row."""

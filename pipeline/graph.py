@@ -20,12 +20,18 @@ from ouroboros.pipeline.config import Config
 from ouroboros.pipeline.stats import WriteStats
 from ouroboros.schemas.record import (ERROR_SCHEMA, RECORD_SCHEMA, REJECTED_SCHEMA, SCHEMA_VERSION,
                                       conform)
-from ouroboros.transforms.base import (ERRORS, METRICS_NAMESPACE, REJECTED, ApplyStage,
+from ouroboros.transforms.base import (ERRORS, KEPT, METRICS_NAMESPACE, REJECTED, ApplyStage,
                                        error_record)
+from ouroboros.transforms.diversity import DiversityStats, StratumCounts
 from ouroboros.transforms.exact_dedup import ExactDedup
 from ouroboros.transforms.extract import Extract
+from ouroboros.transforms.langid import LanguageID
 from ouroboros.transforms.normalize import Normalize
+from ouroboros.transforms.quality import Quality
+from ouroboros.transforms.quality_model import QualityModel
 from ouroboros.transforms.read import ReadConfig, detect_format, read_shard
+from ouroboros.transforms.sampling import StratifiedSample
+from ouroboros.transforms.topics import AssignTopics
 
 SKIPPED = "skipped"
 PIPELINE_VERSION = f"ouroboros {ouroboros.__version__} (schema {SCHEMA_VERSION})"
@@ -78,7 +84,14 @@ class ReadShard(beam.DoFn):
 
 def document_stages(config: Config) -> list[Any]:
     """The per-document stages in order (cheap first)."""
-    return [Extract(config.extract), Normalize(config.normalize)]
+    stages: list[Any] = [Extract(config.extract), Normalize(config.normalize)]
+    if config.langid.enabled:
+        stages.append(LanguageID(config.langid))
+    if config.quality.enabled:
+        stages.append(Quality(config.quality))
+    if config.quality_model.model_path:
+        stages.append(QualityModel(config.quality_model))
+    return stages
 
 
 def shard_list(shards: list[str], run: RunInfo) -> tuple[list[tuple[str, str]], list[dict]]:
@@ -130,6 +143,22 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
         docs = result.kept
         rejected.append(result[REJECTED])
 
+    extras = {}
+    if config.topics.enabled:
+        docs = docs | "Topics" >> AssignTopics(config.topics)
+    keys = config.sampling.keys
+    input_strata = docs | "InputStrata" >> StratumCounts(keys)
+    extras["diversity_input"] = docs | "DiversityInput" >> DiversityStats(keys)
+    if config.sampling.enabled:
+        sample = docs | "Sample" >> StratifiedSample(config.sampling)
+        extras["sampling"] = sample["plan"] | "PlanSummary" >> beam.Map(lambda plan: plan.summary())
+        if drop:
+            docs = sample[KEPT]
+            rejected.append(sample[REJECTED])
+        else:
+            docs = (sample[KEPT], sample[REJECTED]) | "FlattenSample" >> beam.Flatten()
+    extras["diversity_output"] = docs | "DiversityOutput" >> DiversityStats(keys, reference=input_strata)
+
     all_errors = errors | "FlattenErrors" >> beam.Flatten()
     all_rejected = rejected | "FlattenRejected" >> beam.Flatten()
     if drop:
@@ -143,4 +172,4 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
 
     _ = ({"input": input_docs, "curated" if drop else "tagged": docs, "rejected": all_rejected,
           "errors": all_errors, "skipped": read[SKIPPED]}
-         | "Stats" >> WriteStats(output, run, shards))
+         | "Stats" >> WriteStats(output, run, shards, extras))

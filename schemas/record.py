@@ -106,6 +106,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("provenance_class", pa.string(), "synthetic", "human | ai_assisted | synthetic | unknown"),
     Column("synthetic_model", pa.string(), "synthetic", "scorer name and version"),
     # sampling
+    Column("topic", pa.string(), "sampling",
+           "unsupervised topic label t00.. fitted on the run (transforms/topics.py), or null"),
     Column("stratum", pa.string(), "sampling", "the stratum key the sampler used"),
     Column("stratum_population", pa.int64(), "sampling", "records in the stratum before sampling"),
     Column("inclusion_probability", pa.float64(), "sampling", "probability that the sampler kept a record of this stratum"),

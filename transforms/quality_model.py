@@ -1,0 +1,134 @@
+"""Optional model-based quality filter: a fastText classifier the user trains from labelled JSONL.
+
+DCLM (Li et al. 2024, "DataComp-LM") filters with a fastText bigram classifier trained on good vs.
+ordinary web text and keeps the top-scoring pages. ``train_quality`` trains the same kind of model from
+``{"text": ..., "label": 0|1}`` lines (label 1 = good) and ``QualityModel`` writes the probability of the
+good label to ``quality_model_score``, dropping pages below an optional threshold.
+
+Training is deterministic (one thread, fixed seed); fastText's Python binding sometimes stops with
+"Encountered NaN" on a learning rate that is too high for the data, so a NaN is retried with a smaller
+learning rate, each attempt reported, instead of failing at random.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from apache_beam.utils.shared import Shared
+from pydantic import Field
+
+from ouroboros.transforms.base import StrictModel
+
+POSITIVE = "__label__1"
+NEGATIVE = "__label__0"
+_SHARED = Shared()
+
+
+class QualityModelConfig(StrictModel):
+    """The trained fastText quality classifier (DCLM-style); off unless a model path is given."""
+
+    model_path: str | None = Field(None, description="fastText .bin from `ouroboros train-quality`")
+    threshold: float | None = Field(
+        None, description="drop documents whose score is below this; None = only score")
+
+
+def _line(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def train_quality(data_jsonl: str | os.PathLike, output_model: str | os.PathLike, *, seed: int = 0,
+                  epoch: int = 50, lr: float = 0.5, word_ngrams: int = 2, dim: int = 64,
+                  max_attempts: int = 4) -> dict[str, Any]:
+    """Train the classifier on labelled JSONL and save it; returns what was trained and how."""
+    import fasttext
+
+    rows = []
+    with open(data_jsonl, encoding="utf-8") as f:
+        for n, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            row = json.loads(raw)
+            if "text" not in row or row.get("label") not in (0, 1, "0", "1"):
+                raise ValueError(f"{data_jsonl}:{n}: need 'text' and a 0/1 'label'")
+            text = _line(row["text"])
+            if text:
+                rows.append(f"__label__{int(row['label'])} {text}")
+    labels = {r.split(" ", 1)[0] for r in rows}
+    if labels != {POSITIVE, NEGATIVE}:
+        raise ValueError(f"{data_jsonl}: need examples of both labels, found {sorted(labels)}")
+    attempts = []
+    with tempfile.TemporaryDirectory() as tmp:
+        train_file = Path(tmp) / "train.txt"
+        train_file.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        rate = lr
+        for _ in range(max_attempts):
+            try:
+                model = fasttext.train_supervised(
+                    input=str(train_file), epoch=epoch, lr=rate, wordNgrams=word_ngrams, dim=dim,
+                    minCount=1, loss="softmax", thread=1, seed=seed, verbose=0)
+            except RuntimeError as exc:
+                if "NaN" not in str(exc):
+                    raise
+                attempts.append({"lr": rate, "error": str(exc)})
+                rate /= 2
+                continue
+            attempts.append({"lr": rate, "error": None})
+            Path(output_model).parent.mkdir(parents=True, exist_ok=True)
+            model.save_model(str(output_model))
+            return {"model": str(output_model), "examples": len(rows),
+                    "positives": sum(r.startswith(POSITIVE) for r in rows),
+                    "seed": seed, "epoch": epoch, "word_ngrams": word_ngrams, "dim": dim,
+                    "attempts": attempts}
+    raise RuntimeError(f"fastText training diverged (NaN) {max_attempts} times: {attempts}")
+
+
+class _ModelHolder:
+    def __init__(self, model: Any):
+        self.model = model
+
+
+def score(model: Any, text: str) -> float:
+    """Probability of the good label."""
+    line = _line(text)
+    if not line:
+        return 0.0
+    labels, probs = model.predict(line, k=2)
+    for label, p in zip(labels, probs):
+        if label == POSITIVE:
+            return min(float(p), 1.0)
+    return 0.0
+
+
+class QualityModel:
+    """Per-document stage: fills quality_model_score; rejects below the threshold if one is set."""
+
+    name = "quality_model"
+
+    def __init__(self, config: QualityModelConfig):
+        if not config.model_path:
+            raise ValueError("QualityModel needs quality_model.model_path")
+        self.config = config
+        self._model: Any = None
+
+    def setup(self) -> None:
+        if self._model is None:
+            import fasttext
+
+            path = self.config.model_path
+            stat = os.stat(path)  # a retrained file at the same path is a different model
+            self._holder = _SHARED.acquire(lambda: _ModelHolder(fasttext.load_model(path)),
+                                           tag=f"quality-model:{path}:{stat.st_mtime_ns}:{stat.st_size}")
+            self._model = self._holder.model
+
+    def process(self, doc: dict[str, Any]) -> str | None:
+        if self._model is None:
+            self.setup()
+        value = score(self._model, doc.get("text") or "")
+        doc["quality_model_score"] = value
+        if self.config.threshold is not None and value < self.config.threshold:
+            return f"quality_model:quality_model_score={value:.3f}"
+        return None
