@@ -26,6 +26,7 @@ Metrics are not collected on Dask (Beam's result raises NotImplementedError); `s
 from __future__ import annotations
 
 import hashlib
+import logging
 import operator
 import os
 import subprocess
@@ -58,6 +59,7 @@ except ImportError as exc:
     _DASK_IMPORT_ERROR = exc
 
 READ_BUNDLE_BYTES = 64 << 20
+MAX_POOLED_STEPS = 256  # distinct DoFn steps kept set up per worker process
 
 
 def get_windowed_value(item: Any, window_fn: WindowFn | None) -> WindowedValue:
@@ -109,7 +111,7 @@ def _acquire(payload: bytes) -> tuple[bytes, tuple, bool]:
     """
     key = hashlib.sha256(payload).digest()
     with _IDLE_LOCK:
-        idle = _IDLE_DOFNS.setdefault(key, [])
+        idle = _IDLE_DOFNS.get(key)
         if idle:
             return key, idle.pop(), True
     return key, pickler.loads(payload), False
@@ -139,9 +141,23 @@ def _run_bundle(items, payload: bytes, side_values: tuple = ()) -> list:
     for item in items:
         invoker.invoke_process(get_windowed_value(item, window_fn))
     invoker.invoke_finish_bundle()  # before collecting: sinks emit their results here
-    with _IDLE_LOCK:  # teardown is best-effort in Beam; pooled instances live with the worker
-        _IDLE_DOFNS[key].append(step)
+    _release(key, step)
     return receivers.outputs
+
+
+def _release(key: bytes, step: tuple) -> None:
+    """Back to the idle pool; a long-lived worker keeps the steps of its last few jobs only."""
+    evicted = []
+    with _IDLE_LOCK:
+        _IDLE_DOFNS.setdefault(key, []).append(step)
+        while len(_IDLE_DOFNS) > MAX_POOLED_STEPS:
+            evicted.extend(_IDLE_DOFNS.pop(next(iter(_IDLE_DOFNS))))
+    for old in evicted:  # teardown is best-effort in Beam, as here
+        try:
+            old[0].teardown()
+        except Exception:  # a failing teardown must not fail a later job
+            logging.getLogger(__name__).warning("teardown of an evicted DoFn failed",
+                                                exc_info=True)
 
 
 def _read_bundles(bundles) -> list:
@@ -150,6 +166,12 @@ def _read_bundles(bundles) -> list:
         tracker = bundle.source.get_range_tracker(bundle.start_position, bundle.stop_position)
         out.extend(bundle.source.read(tracker))
     return out
+
+
+def _grouped(group: tuple) -> tuple:
+    """Dask's (key, [(key, WindowedValue), ...]) as Beam's translation passes it on."""
+    key, items = group
+    return key, [defenestrate(item[1]) for item in items]
 
 
 def _select(partition, tag: str | None) -> list:
@@ -218,8 +240,7 @@ class _GraphToBags(PipelineVisitor):
             bag = self._pardo(node, inputs[0])
             self._tagged.add(node)
         elif kind is _GroupByKeyOnly:
-            bag = (inputs[0].map(defenestrate).groupby(operator.itemgetter(0))
-                   .map(lambda kv: (kv[0], [defenestrate(item[1]) for item in kv[1]])))
+            bag = inputs[0].map(defenestrate).groupby(operator.itemgetter(0)).map(_grouped)
         elif kind is _Flatten:
             bag = db.concat(inputs) if inputs else db.from_sequence([], npartitions=1)
         elif kind is _Read:  # Beam's translation leaves sources unread (NoOp on PBegin)
