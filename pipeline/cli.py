@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-OUTPUT_PARTS = ("curated", "rejected", "tagged", "errors", "stats.json")
 
 
 def _pipeline_args(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +22,8 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
                         help="shard glob, path or directory (repeatable); gs:// and s3:// work "
                              "with the matching Beam extra installed")
     parser.add_argument("--output", "-o", required=True, help="output directory")
+    parser.add_argument("--state", help="state directory for cross-run dedup: earlier runs' band "
+                                        "indexes are read from it, this run's is added on success")
     _common_args(parser)
 
 
@@ -35,44 +36,64 @@ def _common_args(parser: argparse.ArgumentParser) -> None:
                         help="replace the outputs of an earlier run in --output")
 
 
-def _prepare_output(output: str, overwrite: bool) -> None:
+def _check_output(output: str, overwrite: bool) -> None:
+    """Refuses to replace an earlier run's outputs unless asked; the commit replaces them."""
+    from ouroboros.pipeline.publish import PARTS
+
     if "://" in output:
-        return  # remote filesystems: the runner's sink writes temp files and renames them
-    existing = [p for p in OUTPUT_PARTS if os.path.exists(os.path.join(output, p))]
+        return
+    existing = [p for p in PARTS if os.path.exists(os.path.join(output, p))]
     if existing and not overwrite:
         raise SystemExit(f"error: {output} already holds outputs ({', '.join(existing)}); "
                          "choose another --output or pass --overwrite")
-    for part in existing:
-        path = os.path.join(output, part)
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    os.makedirs(output, exist_ok=True)
 
 
 def execute(inputs: list[str], output: str, config_path: str | None = None,
             overrides: list[str] | None = None, beam_args: list[str] | None = None,
             mode: str = "run", run_id: str | None = None, overwrite: bool = False,
-            quiet: bool = False) -> dict[str, Any]:
+            quiet: bool = False, state: str | None = None) -> dict[str, Any]:
     """Validates everything, runs the pipeline to completion, returns the stats."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from ouroboros.pipeline.config import load_config
     from ouroboros.pipeline.graph import RunInfo, build_pipeline
+    from ouroboros.pipeline.publish import staged_output
     from ouroboros.transforms.read import expand_inputs
 
     config = load_config(config_path, overrides)  # errors here, before any work starts
     shards = expand_inputs(inputs)
-    _prepare_output(output, overwrite)
+    _check_output(output, overwrite)
     run = RunInfo.new(config, run_id)
     options = PipelineOptions(beam_args or [])
-    with beam.Pipeline(options=options) as p:
-        build_pipeline(p, shards, output, config, run, mode=mode)
+    # Written into OUT/.staging-<run_id>/ and renamed into place only after success: a crash never
+    # leaves partial Parquet where a reader looks, and a rerun replaces instead of duplicating.
+    with staged_output(output, run.run_id) as target:
+        with beam.Pipeline(options=options) as p:
+            build_pipeline(p, shards, target, config, run, mode=mode, state=state)
     result = p.result
+    if state and mode == "run":
+        commit_index(output, state, run.run_id)
     stats_path = os.path.join(output, "stats.json")
     stats = json.loads(Path(stats_path).read_text()) if "://" not in output else {}
     if not quiet:
         print_summary(stats, result, output)
     return stats
+
+
+def commit_index(output: str, state: str, run_id: str) -> None:
+    """Adds this run's band index to the state, only after the run succeeded (rename = atomic)."""
+    from ouroboros.pipeline.graph import INDEX_DIR
+
+    src = os.path.join(output, INDEX_DIR)
+    if not os.path.isdir(src):
+        return
+    dest_root = os.path.join(state, INDEX_DIR)
+    os.makedirs(dest_root, exist_ok=True)
+    tmp = os.path.join(dest_root, f".incoming-{run_id}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    os.replace(tmp, os.path.join(dest_root, run_id))
 
 
 def print_summary(stats: dict[str, Any], result: Any, output: str) -> None:
@@ -142,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                 inputs, overwrite = args.input, args.overwrite
             execute(inputs, args.output, args.config, args.set, beam_args,
                     mode="tag" if args.command == "tag" else "run", run_id=args.run_id,
-                    overwrite=overwrite)
+                    overwrite=overwrite, state=getattr(args, "state", None))
         unknown = [a for a in beam_args if args.command not in ("run", "tag", "demo")]
         if unknown:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")

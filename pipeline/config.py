@@ -19,6 +19,7 @@ from ouroboros.transforms.base import StrictModel
 from ouroboros.transforms.exact_dedup import ExactDedupConfig
 from ouroboros.transforms.extract import ExtractConfig
 from ouroboros.transforms.langid import LangIdConfig
+from ouroboros.transforms.minhash import MinHashConfig
 from ouroboros.transforms.normalize import NormalizeConfig
 from ouroboros.transforms.quality import QualityConfig
 from ouroboros.transforms.quality_model import QualityModelConfig
@@ -47,6 +48,7 @@ class Config(StrictModel):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     quality_model: QualityModelConfig = Field(default_factory=QualityModelConfig)
     exact_dedup: ExactDedupConfig = Field(default_factory=ExactDedupConfig)
+    near_dedup: MinHashConfig = Field(default_factory=MinHashConfig)
     topics: TopicConfig = Field(default_factory=TopicConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)

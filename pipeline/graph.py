@@ -13,6 +13,7 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 import ouroboros
@@ -26,6 +27,7 @@ from ouroboros.transforms.diversity import DiversityStats, StratumCounts
 from ouroboros.transforms.exact_dedup import ExactDedup
 from ouroboros.transforms.extract import Extract
 from ouroboros.transforms.langid import LanguageID
+from ouroboros.transforms.near_dedup import NearDedup
 from ouroboros.transforms.normalize import Normalize
 from ouroboros.transforms.quality import Quality
 from ouroboros.transforms.quality_model import QualityModel
@@ -34,6 +36,7 @@ from ouroboros.transforms.sampling import StratifiedSample
 from ouroboros.transforms.topics import AssignTopics
 
 SKIPPED = "skipped"
+INDEX_DIR = "minhash-index"
 PIPELINE_VERSION = f"ouroboros {ouroboros.__version__} (schema {SCHEMA_VERSION})"
 
 
@@ -117,9 +120,24 @@ def _write_parquet(pcoll, label: str, path: str, schema, config: Config):
                 file_name_suffix=".parquet", num_shards=out.num_shards))
 
 
+def prior_index_files(state: str | None) -> list[str]:
+    """Band-index files that earlier committed runs left in the state directory."""
+    if not state:
+        return []
+    pattern = f"{state}/{INDEX_DIR}/*/*.parquet"
+    try:
+        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    except Exception:  # no such directory yet: a first run
+        return []
+
+
 def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Config,
-                   run: RunInfo, mode: str = "run") -> None:
-    """Adds the whole curation graph to `p`. mode="tag" annotates every record and drops none."""
+                   run: RunInfo, mode: str = "run", state: str | None = None) -> None:
+    """Adds the whole curation graph to `p`. mode="tag" annotates every record and drops none.
+
+    `state`: directory of earlier runs' band indexes (cross-run near-dedup); this run writes its
+    own index to `output/minhash-index/`, which the command moves into `state` after success.
+    """
     drop = mode == "run"
     known, unknown = shard_list(shards, run)
     read = (p
@@ -142,6 +160,15 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
         result = docs | "ExactDedup" >> ExactDedup(drop=drop)
         docs = result.kept
         rejected.append(result[REJECTED])
+
+    if config.near_dedup.enabled:
+        result = docs | "NearDedup" >> NearDedup(
+            config.near_dedup, drop=drop,
+            index_out=f"{output}/{INDEX_DIR}" if drop else None,
+            index_in=prior_index_files(state))
+        docs = result["kept"]
+        rejected.append(result["rejected"])
+        errors.append(result["errors"])
 
     extras = {}
     if config.topics.enabled:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
-
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ouroboros.schemas.record import QUALITY_SIGNALS
 from ouroboros.transforms.quality import Quality, QualityConfig, quality_signals_and_reasons
 from ouroboros.transforms.quality_c4 import C4Config, c4_reasons, c4_signals, count_sentences
@@ -23,6 +25,7 @@ from ouroboros.transforms.quality_gopher import (
     gopher_repetition_signals,
     split_words,
 )
+from ouroboros.transforms.quality_words import exceptions
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -45,9 +48,96 @@ def rules(reasons: list[str]) -> set[str]:
                                                   "1,000", "times", "!"]),
     ("well-known x--y ####", ["well", "-", "known", "x", "--", "y", "#", "#", "#", "#"]),
     ("see http://x.org/a?b=c. or www.y.com", ["see", "http://x.org/a?b=c", ".", "or", "www.y.com"]),
+    # a chunk with no prefix, suffix or infix stays whole, whatever marks it holds
+    ("|Microsoft Office", ["|Microsoft", "Office"]),
+    ("startStop-1 (x)", ["startStop-1", "(", "x", ")"]),  # a hyphen splits only before a letter
+    ("C:\\alfresco path", ["C:\\alfresco", "path"]),
+    ("season 44-'45 at -97.4", ["season", "44-'45", "at", "-97.4"]),
+    ("B&Bs and/or w/o AT&T", ["B&Bs", "and/or", "w/o", "AT&T"]),
+    # suffixes come off one at a time; ") :" spells the emoticon "):" and is merged back
+    ("Author(s): Bob", ["Author(s", "):", "Bob"]),
+    ("【公告】Hello", ["【", "公告】Hello"]),  # "】" is no infix, and no suffix here
+    # English exceptions: contractions with and without the apostrophe, colloquial forms
+    ("I cannot go, I'm gonna stay", ["I", "can", "not", "go", ",", "I", "'m", "gon", "na", "stay"]),
+    ("dont Im wont", ["do", "nt", "I", "m", "wo", "nt"]),
+    ("y'all c'mon let's", ["y'", "all", "c'm", "on", "let", "'s"]),
+    ("at 10am and 5pm.", ["at", "10", "am", "and", "5", "pm", "."]),
+    ("''Hello''", ["''", "Hello", "''"]),
+    ("a Ph.D. from the U.S.", ["a", "Ph.D.", "from", "the", "U.S."]),
+    ("e.g., i.e.", ["e.g.", ",", "i.e."]),
+    ("a.C. d.C. A. B.", ["a.", "C.", "d.", "C.", "A.", "B."]),  # "a." is an exception, "A." no split
+    ("smile :) hi:) (8) 8)", ["smile", ":)", "hi", ":)", "(", "8)", "8)"]),
+    # units and currency after a number, the period after a digit or a lowercase letter
+    ("10km 5kg 3MB 20%", ["10", "km", "5", "kg", "3", "MB", "20", "%"]),
+    ("$5. US$10 €20,", ["$", "5", ".", "US$", "10", "€", "20", ","]),
+    ("°C. 25°C.", ["°", "C", ".", "25", "°", "C", "."]),
+    # infixes: ellipses, operators between digits, a period between lower- and uppercase
+    ("hello...world wait… end......", ["hello", "...", "world", "wait", "…", "end", "......"]),
+    ("5+3=8 1-2 2^10", ["5", "+", "3=8", "1", "-", "2", "2", "^", "10"]),
+    ("lowerUpper.Next word.Next", ["lowerUpper", ".", "Next", "word", ".", "Next"]),
+    ("a---b name@example.com (www.test.org)",
+     ["a", "---", "b", "name@example.com", "(", "www.test.org", ")"]),
 ])
 def test_split_words_follows_spacy_english_rules(text, expected):
     assert split_words(text) == expected
+    assert split_words(text) == expected  # the second time from the per-chunk cache
+
+
+def test_exceptions_table_has_spacy_english_entries():
+    table = exceptions()
+    assert len(table) == 1343  # spaCy 3.8's English tokenizer, whitespace entries aside
+    assert table["shouldn't've"] == ("should", "n't", "'ve")
+    assert table["shouldn’t’ve"] == ("should", "n’t", "’ve")  # the typographic apostrophe too
+    assert table["Whatll"] == ("What", "ll")
+    assert "Hell" not in table and "were" not in table  # words, not contractions
+    assert table["12p.m."] == ("12", "p.m.")
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("Hello there. This is it! Yes", 3),
+    ("See e.g. this. And more.", 2),  # "e.g." is one token, not a sentence end
+    ("Dr. No. Mr. Yes.", 2),
+    ("Wait... what? Ok", 2),  # "..." is punctuation but not a sentence-final mark
+    ('He said "Go." Then left.', 2),
+    ("End (see above). Next", 2),
+    (" . b", 2),  # a leading space (left by citation removal) is a token of its own
+    ("a.  ) .", 1),
+])
+def test_count_sentences_follows_spacy_sentencizer(line, expected):
+    assert count_sentences(line) == expected
+
+
+def _reference_repetition(words: list[str], n_chars: int) -> dict[str, float | None]:
+    """Rae et al.'s n-gram rules written plainly (as datatrove does), to check the fast version."""
+    out: dict[str, float | None] = {}
+    for n in (2, 3, 4):
+        grams = [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
+        if grams:
+            gram, times = Counter(grams).most_common(1)[0]
+            out[f"top_{n}gram_char_frac"] = len(gram) * times / n_chars
+        else:
+            out[f"top_{n}gram_char_frac"] = None
+    for n in range(5, 11):
+        seen, idx, total = set(), 0, 0
+        while idx < len(words) - n + 1:
+            gram = tuple(words[idx:idx + n])
+            if gram in seen:
+                total += sum(map(len, gram))
+                idx += n
+            else:
+                seen.add(gram)
+                idx += 1
+        out[f"dup_{n}gram_char_frac"] = total / n_chars
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", "bb", "a", "ccc", "d", "ee", "a"]), max_size=80))
+def test_ngram_signals_equal_the_plain_definition(words):
+    text = " ".join(words) or "x"
+    signals = gopher_repetition_signals(text, words)
+    expected = _reference_repetition(words, len(text))
+    assert {k: signals[k] for k in expected} == expected
 
 
 # --- Gopher quality -----------------------------------------------------------------------------
@@ -175,7 +265,8 @@ def test_repetition_empty_text_is_rejected():
 
 # --- C4 -------------------------------------------------------------------------------------------
 
-def c4(text: str, cfg: C4Config = C4Config()) -> tuple[dict, list[str]]:
+def c4(text: str, cfg: C4Config | None = None) -> tuple[dict, list[str]]:
+    cfg = cfg or C4Config()
     s = c4_signals(text, cfg)
     return s, c4_reasons(s, cfg)
 

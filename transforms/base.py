@@ -84,6 +84,11 @@ class _StageDoFn(beam.DoFn):
         if setup is not None:
             setup()
 
+    def teardown(self) -> None:
+        teardown = getattr(self._stage, "teardown", None)
+        if teardown is not None:
+            teardown()
+
     def _count_reason(self, reason: str) -> None:
         key = reason_key(reason)
         counter = self._reasons.get(key)

@@ -6,7 +6,17 @@ extraction benchmark's ground truth, and pages/s, side by side); the README give
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import re
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+import weakref
 from functools import lru_cache
 from importlib.metadata import version
 from typing import Any, Literal
@@ -14,6 +24,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ouroboros.transforms.base import StrictModel
+from ouroboros.transforms.limits import LimitExceeded, binary_kind, html_depth
 
 Engine = Literal["trafilatura", "resiliparse"]
 
@@ -27,6 +38,16 @@ class ExtractConfig(StrictModel):
     max_html_bytes: int = Field(
         5_000_000, gt=0, description="HTML payloads larger than this are rejected before parsing")
     accept_status: tuple[int, ...] = Field((200, 203), description="HTTP statuses worth extracting")
+    max_html_depth: int = Field(
+        1000, gt=0,
+        description="pages whose element nesting (estimated by a tag scan before parsing) is deeper "
+                    "are rejected: resiliparse is quadratic in depth (20,000 levels: 8 s, 100,000: "
+                    "over 2 min) and lxml drops everything below level 255")
+    max_seconds_per_page: float = Field(
+        30.0, ge=0,
+        description="wall-clock budget to extract one page: the extractor runs in a watchdog "
+                    "subprocess that is killed and restarted when a page overruns (reject "
+                    "`max_seconds_per_page`); 0 extracts in-process, without a budget")
 
 
 _CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_\-]+)""", re.I)
@@ -96,15 +117,29 @@ def extractor_name(engine: str) -> str:
 
 
 class Extract:
-    """Turns a WARC payload into text; non-HTML payloads and error statuses are rejected."""
+    """Turns a WARC payload into text; binary and non-HTML payloads, error statuses and pages
+    beyond the size, depth or time limits are rejected with the limit's name."""
 
     name = "extract"
 
     def __init__(self, config: ExtractConfig):
         self.config = config
+        self._worker: ExtractorProcess | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config, "_worker": None}  # a live process is never pickled
 
     def setup(self) -> None:
-        extract_text("<html><body><p>warm up</p></body></html>", self.config)
+        if self.config.max_seconds_per_page > 0:
+            self._worker = ExtractorProcess(self.config)
+            self._worker.start()
+        else:
+            extract_text("<html><body><p>warm up</p></body></html>", self.config)
+
+    def teardown(self) -> None:
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
 
     def process(self, doc: dict[str, Any]) -> str | None:
         payload = doc.pop("_payload", None)
@@ -115,9 +150,134 @@ class Extract:
             return f"http_status:status={status}"
         if not is_html(doc.get("content_type"), payload):
             return f"unsupported_content_type:type={(doc.get('content_type') or 'unknown')[:60]}"
+        kind = binary_kind(payload)  # servers label PDFs and images text/html
+        if kind is not None:
+            return f"binary_payload:kind={kind}"
         if len(payload) > self.config.max_html_bytes:
             return f"max_html_bytes:bytes={len(payload)}"
-        doc["text"] = extract_text(decode_html(payload, doc.get("content_type")), self.config)
+        depth = html_depth(payload, self.config.max_html_depth)
+        if depth > self.config.max_html_depth:
+            return f"max_html_depth:depth>{self.config.max_html_depth}"
+        html = decode_html(payload, doc.get("content_type"))
+        if self.config.max_seconds_per_page > 0:
+            if self._worker is None:
+                self.setup()
+            try:
+                doc["text"] = self._worker.extract(html, self.config.max_seconds_per_page)
+            except LimitExceeded as exc:
+                return f"max_seconds_per_page:seconds={exc.value:.1f}"
+        else:
+            doc["text"] = extract_text(html, self.config)
         doc["extractor"] = extractor_name(self.config.engine)
         return None
 
+
+# --- the watchdog: extraction in a child process that can be killed -------------------------------
+# A page built to hang the parser cannot be interrupted inside the worker: `signal.alarm` works only
+# in the main thread (Beam runs DoFns in worker threads) and a thread cannot be killed. A child
+# process can. Pages travel over pipes as length-prefixed UTF-8 (no pickle); the child is started
+# once per stage instance and restarted only after a timeout or crash.
+
+_HEADER = struct.Struct(">BQ")  # status (0 ok, 1 error), length
+_READY = b"R"
+
+
+class ExtractorProcess:
+    """One extractor subprocess with a per-page wall-clock budget."""
+
+    def __init__(self, config: ExtractConfig, start_timeout_s: float = 120.0):
+        self._config = config
+        self._start_timeout = start_timeout_s
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+        self.restarts = 0  # pages that overran or crashed the child (it restarts on the next page)
+
+    def start(self) -> None:
+        code = "from ouroboros.transforms.extract import _worker_main; _worker_main()"
+        cmd = [sys.executable, "-c", code, self._config.model_dump_json()]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+        weakref.finalize(self, _kill, proc)
+        self._proc = proc
+        if _read_exact(proc.stdout.fileno(), 1, time.monotonic() + self._start_timeout) != _READY:
+            self.stop()
+            raise RuntimeError("extractor process failed to start")
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            _kill(self._proc)
+            self._proc = None
+
+    def extract(self, html: str, budget_s: float) -> str:
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self.start()
+            proc = self._proc
+            data = html.encode("utf-8", "replace")
+            began = time.monotonic()
+            try:
+                proc.stdin.write(struct.pack(">Q", len(data)) + data)
+                proc.stdin.flush()
+                status, length = _HEADER.unpack(
+                    _read_exact(proc.stdout.fileno(), _HEADER.size, began + budget_s))
+                body = _read_exact(proc.stdout.fileno(), length, began + budget_s + 5)
+            except TimeoutError:
+                self.stop()
+                self.restarts += 1
+                raise LimitExceeded("max_seconds_per_page", time.monotonic() - began,
+                                    budget_s) from None
+            except (BrokenPipeError, EOFError) as exc:
+                code = proc.poll()
+                self.stop()
+                self.restarts += 1
+                raise RuntimeError(f"extractor process died (exit code {code})") from exc
+        text = body.decode("utf-8")
+        if status:
+            raise RuntimeError(f"extractor failed: {text}")
+        return text
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            pipe.close()
+
+
+def _read_exact(fd: int, n: int, deadline: float) -> bytes:
+    """`n` bytes from a pipe, or TimeoutError at `deadline`, or EOFError if the writer died."""
+    chunks, got = [], 0
+    while got < n:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            raise TimeoutError
+        chunk = os.read(fd, min(n - got, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _worker_main() -> None:
+    """The child: reads pages from stdin, writes texts to stdout, until stdin closes."""
+    logging.basicConfig(level=logging.ERROR)
+    config = ExtractConfig.model_validate(json.loads(sys.argv[1]))
+    extract_text("<html><body><p>warm up</p></body></html>", config)
+    out, inp = sys.stdout.buffer, sys.stdin.buffer
+    out.write(_READY)
+    out.flush()
+    while True:
+        head = inp.read(8)
+        if len(head) < 8:
+            return
+        (length,) = struct.unpack(">Q", head)
+        html = inp.read(length).decode("utf-8")
+        try:
+            status, text = 0, extract_text(html, config)
+        except Exception as exc:  # reported to the parent, which records it as an error
+            status, text = 1, f"{type(exc).__name__}: {exc}"
+        data = text.encode("utf-8", "replace")
+        out.write(_HEADER.pack(status, len(data)) + data)
+        out.flush()

@@ -21,10 +21,8 @@ default; bench/quality_vs_datatrove.py uses that mode to compare decisions.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
-
-from pydantic import Field
 
 from ouroboros.schemas.record import QUALITY_SIGNALS
 from ouroboros.transforms.base import StrictModel
@@ -40,6 +38,7 @@ from ouroboros.transforms.quality_gopher import (
     gopher_repetition_signals,
     split_words,
 )
+from pydantic import Field
 
 # Languages (lid.176 codes) written without spaces between words.
 NO_SPACE_LANGUAGES = frozenset({"zh", "ja", "th", "lo", "km", "my", "bo", "dz", "wuu", "yue"})
@@ -65,7 +64,7 @@ class QualityConfig(StrictModel):
     fineweb: FineWebConfig = FineWebConfig()
 
 
-@lru_cache(maxsize=None)
+@cache
 def stop_words_for(language: str, n: int = 8) -> frozenset[str] | None:
     """Gopher's stop words for English, wordfreq's ``n`` most frequent words elsewhere, or None."""
     if language == "en":
@@ -116,6 +115,15 @@ def quality_signals_and_reasons(text: str, language: str | None,
         signals.update(s)
         reasons += fineweb_reasons(s, fw)
     return signals, reasons
+
+
+def clear_caches() -> None:
+    """Forget the per-chunk and per-word caches (a fresh worker's state; used by the benchmark)."""
+    from ouroboros.transforms import quality_c4, quality_gopher, quality_words
+
+    quality_words._CACHE.clear()
+    quality_gopher._WORD_FLAGS.clear()
+    quality_c4._STEPS.clear()
 
 
 class Quality:

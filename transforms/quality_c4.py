@@ -19,15 +19,15 @@ import unicodedata
 from functools import lru_cache
 from typing import Any
 
-from pydantic import Field
-
 from ouroboros.transforms.base import StrictModel
 from ouroboros.transforms.quality_gopher import TERMINAL_PUNCTUATION, _fmt
 from ouroboros.transforms.quality_words import tokenize_chunk
+from pydantic import Field
 
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 POLICY_SUBSTRINGS = ("terms of use", "privacy policy", "cookie policy", "uses cookies",
                      "use of cookies", "use cookies")
+_POLICY = re.compile("|".join(map(re.escape, POLICY_SUBSTRINGS)))
 
 
 class C4Config(StrictModel):
@@ -72,23 +72,57 @@ def count_sentences(line: str) -> int:
     """Sentences in a stripped line, by the rule of spaCy's sentencizer over spaCy's tokens.
 
     A new sentence starts at the first token after a sentence-final mark that is not itself
-    punctuation. As in spaCy, a run of whitespace other than one plain space is a token too.
+    punctuation. As in spaCy, whitespace at the start of the line and a run of whitespace other
+    than one plain space between chunks are tokens too (citation removal can leave both).
     """
-    count = 0
+    if not line:
+        return 0
+    if line.isprintable() and "  " not in line and line[0] != " " and line[-1] != " ":
+        pieces = line.split(" ")  # the common case: chunks separated by one plain space
+    else:
+        parts = _WHITESPACE_RUN.split(line)
+        # a leading whitespace run is a token; a later one is unless it is one plain space
+        pieces = [p for k, p in enumerate(parts) if p and (p != " " or (k == 1 and not parts[0]))]
+    count = 1
     seen_end = False
-    for piece in _WHITESPACE_RUN.split(line):
-        if not piece or piece == " ":
-            continue
-        tokens = (piece,) if piece[0].isspace() else tokenize_chunk(piece)
+    steps = _STEPS
+    for piece in pieces:
+        step = steps.get(piece)
+        if step is None:
+            step = _sentence_step(piece)
+        if seen_end:
+            count += step[2]
+            seen_end = step[3]
+        else:
+            count += step[0]
+            seen_end = step[1]
+    return count
+
+
+_STEPS: dict[str, tuple[int, bool, int, bool]] = {}
+
+
+def _sentence_step(piece: str) -> tuple[int, bool, int, bool]:
+    """What one chunk (or whitespace token) does to the sentencizer, from either state:
+    (new sentences, ends on a mark) without and with a sentence-final mark before it."""
+    if len(_STEPS) >= 1_000_000:
+        _STEPS.clear()
+    if piece.isalpha():  # one word: it starts a sentence after a mark, and is no mark
+        out = _STEPS[piece] = (0, False, 1, False)
+        return out
+    tokens = (piece,) if piece[0].isspace() else tokenize_chunk(piece)
+    step: list[int | bool] = []
+    for seen_end in (False, True):
+        new = 0
         for tok in tokens:
-            if not count:
-                count = 1
             if tok in SENTENCE_END:
                 seen_end = True
             elif seen_end and not _is_punct(tok):
-                count += 1
+                new += 1
                 seen_end = False
-    return count
+        step += [new, seen_end]
+    out = _STEPS[piece] = (int(step[0]), bool(step[1]), int(step[2]), bool(step[3]))
+    return out
 
 
 def c4_signals(text: str, cfg: C4Config) -> dict[str, float]:
@@ -100,7 +134,8 @@ def c4_signals(text: str, cfg: C4Config) -> dict[str, float]:
         line = raw.strip()
         total += 1
         words = line.split()
-        if cfg.max_word_length is not None and any(len(w) > cfg.max_word_length for w in words):
+        if (cfg.max_word_length is not None and len(line) > cfg.max_word_length
+                and max(map(len, words)) > cfg.max_word_length):
             removed += 1
             continue
         if cfg.remove_citations:
@@ -125,7 +160,7 @@ def c4_signals(text: str, cfg: C4Config) -> dict[str, float]:
             if cfg.filter_curly_bracket:
                 removed += 1
                 continue
-        if cfg.filter_policy and any(p in low for p in POLICY_SUBSTRINGS):
+        if cfg.filter_policy and _POLICY.search(low):
             removed += 1
             continue
         sentences += count_sentences(line)

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
-
 from ouroboros.transforms.base import StrictModel
 from ouroboros.transforms.quality_gopher import TERMINAL_PUNCTUATION_TUPLE, _fmt, find_duplicates
+from pydantic import Field
 
 
 class FineWebConfig(StrictModel):

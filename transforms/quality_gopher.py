@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any, Iterable
-
-from pydantic import Field
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import accumulate, compress, count, repeat
+from operator import add, mul
+from typing import Any
 
 from ouroboros.transforms.base import StrictModel
 from ouroboros.transforms.quality_words import split_words  # noqa: F401  (re-exported)
+from pydantic import Field
 
 # ---------------------------------------------------------------------------------------------
 # Characters and words
@@ -25,7 +27,7 @@ from ouroboros.transforms.quality_words import split_words  # noqa: F401  (re-ex
 
 # Punctuation as Gopher/datatrove's "symbol" test sees it: a word made only of these characters is a
 # symbol, not a word. ASCII punctuation, the common CJK/typographic marks, and the control characters.
-_CONTROL = "".join(map(chr, [*range(0, 9), 11, 12, *range(13, 32), *range(127, 160)]))
+_CONTROL = "".join(map(chr, [*range(9), 11, 12, *range(13, 32), *range(127, 160)]))
 PUNCTUATION = ('!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~'
                "—”％１〈、━【「」，】；“《„’∶´．（–？！：～«〉》）。…►»") + _CONTROL
 
@@ -86,30 +88,45 @@ def gopher_quality_signals(text: str, words: list[str],
                            stop_words: frozenset[str] | None) -> dict[str, float | None]:
     """Gopher quality signal values; ``stop_words=None`` leaves the stop-word count out (null)."""
     n_words = len(words)
-    lengths = [len(w) for w in words if not is_symbol(w)]
-    n_real = len(lengths)
+    flags = _WORD_FLAGS
+    if len(flags) >= 1_000_000:
+        flags.clear()
+    for word in set(words).difference(flags):
+        _add_word_flags(word)
+    packed = sum(map(flags.__getitem__, words))
+    real_chars, n_real, n_alpha = packed >> 96, (packed >> 48) & _FIELD, packed & _FIELD
     lines = text.splitlines()
     n_lines = len(lines)
     signals: dict[str, float | None] = {
         "n_words": float(n_real),
-        "mean_word_length": sum(lengths) / n_real if n_real else None,
+        "mean_word_length": real_chars / n_real if n_real else None,
         "hash_word_ratio": text.count("#") / n_words if n_words else None,
         "ellipsis_word_ratio": (text.count("...") + text.count("…")) / n_words if n_words else None,
         "bullet_lines_ratio": (sum(1 for s in lines if s.lstrip().startswith(("•", "-"))) / n_lines
                                if n_lines else None),
         "ellipsis_lines_ratio": (sum(1 for s in lines if s.rstrip().endswith(("...", "…"))) / n_lines
                                  if n_lines else None),
-        "alpha_words_ratio": (sum(1 for w in words if _has_alpha(w)) / n_words if n_words else None),
+        "alpha_words_ratio": n_alpha / n_words if n_words else None,
         "stop_words_count": (float(len(stop_words.intersection(words)))
                              if stop_words is not None else None),
     }
     return signals
 
 
-def _has_alpha(word: str) -> bool:
-    if word.isascii():
-        return not word.isdigit() and any(c.isalpha() for c in word)
-    return any(c.isalpha() for c in word)
+# Per distinct word, three counts packed in one integer so that one C-level sum() over a document's
+# words adds them all: (characters if not a symbol) << 96 | (1 if not a symbol) << 48 | (1 if it
+# has a letter). A field holds up to 2**48 - 1, far above any document's word count.
+_WORD_FLAGS: dict[str, int] = {}
+_FIELD = (1 << 48) - 1
+
+
+def _add_word_flags(word: str) -> None:
+    if word.isalpha():
+        _WORD_FLAGS[word] = len(word) << 96 | 1 << 48 | 1
+        return
+    real = not is_symbol(word)
+    _WORD_FLAGS[word] = ((len(word) << 96 | 1 << 48) if real else 0) | any(
+        c.isalpha() for c in word)
 
 
 def gopher_quality_reasons(s: dict[str, Any], cfg: GopherQualityConfig,
@@ -122,16 +139,15 @@ def gopher_quality_reasons(s: dict[str, Any], cfg: GopherQualityConfig,
         out.append(f"gopher_quality:{signal}={_fmt(value)}")
 
     n = s["n_words"]
-    if "n_words" not in skip:
-        if cfg.min_doc_words is not None and n < cfg.min_doc_words:
-            fail("n_words", n)
-        elif cfg.max_doc_words is not None and n > cfg.max_doc_words:
-            fail("n_words", n)
+    if "n_words" not in skip and (
+            (cfg.min_doc_words is not None and n < cfg.min_doc_words)
+            or (cfg.max_doc_words is not None and n > cfg.max_doc_words)):
+        fail("n_words", n)
     m = s["mean_word_length"]
-    if "mean_word_length" not in skip and m is not None:
-        if (cfg.min_avg_word_length is not None and m < cfg.min_avg_word_length) or (
-                cfg.max_avg_word_length is not None and m > cfg.max_avg_word_length):
-            fail("mean_word_length", m)
+    if "mean_word_length" not in skip and m is not None and (
+            (cfg.min_avg_word_length is not None and m < cfg.min_avg_word_length)
+            or (cfg.max_avg_word_length is not None and m > cfg.max_avg_word_length)):
+        fail("mean_word_length", m)
     for key in ("hash_word_ratio", "ellipsis_word_ratio"):
         v = s[key]
         if cfg.max_symbol_word_ratio is not None and v is not None and v > cfg.max_symbol_word_ratio:
@@ -195,31 +211,68 @@ def find_duplicates(items: list[str]) -> tuple[int, int]:
     return dup, dup_chars
 
 
-def _top_ngram_chars(words: list[str], n: int) -> int:
-    """Characters covered by the most frequent n-gram, as len(" ".join(gram)) * count."""
-    grams = Counter(zip(*(words[i:] for i in range(n))))
-    if not grams:
-        return 0
-    gram, count = grams.most_common(1)[0]  # first-seen wins ties, as in the reference
-    return (sum(map(len, gram)) + n - 1) * count
+def _ngram_levels(words: list[str]
+                  ) -> Iterator[tuple[int, Sequence[int], list[int], Counter]]:
+    """(n, positions, their n-gram keys, key counts) for n = 2, 3, ... while some n-gram repeats.
+
+    Equal n-grams get equal integer keys: a word is numbered by its first occurrence and an
+    n-gram is the base-(number of words + 1) number of its words' numbers, so counting and
+    comparing hashes integers and builds no strings or tuples. Bigrams are given at every
+    position; from trigrams on only at the positions where the n-gram could repeat (the two
+    (n-1)-grams it starts with and ends with both repeat), which are few in most documents but
+    hold every occurrence of every repeated n-gram. The loops are map/compress chains (C speed).
+    """
+    ids = list(map({}.setdefault, words, count()))
+    if len(ids) < 2:
+        return
+    base = len(ids) + 1
+    n = 2
+    keys = list(map(add, map(mul, ids, repeat(base)), ids[1:]))
+    positions: Sequence[int] = range(len(keys))
+    while True:
+        counts = Counter(keys)
+        yield n, positions, keys, counts
+        repeated = {k for k, c in counts.items() if c > 1}
+        if not repeated:
+            return
+        keep = list(map(repeated.__contains__, keys))
+        rep_positions = list(compress(positions, keep))
+        key_at = dict(zip(rep_positions, compress(keys, keep)))
+        n += 1
+        # an n-gram at i can repeat only if the (n-1)-grams at i and i + 1 both do
+        positions = list(compress(rep_positions,
+                                  map(key_at.__contains__, map(add, rep_positions, repeat(1)))))
+        if not positions:
+            return
+        heads = map(mul, map(key_at.__getitem__, positions), repeat(base))
+        tails = map(ids.__getitem__, map(add, positions, repeat(n - 1)))
+        keys = list(map(add, heads, tails))
 
 
-def _dup_ngram_chars(words: list[str], lengths: list[int], n: int) -> int:
-    """Characters in duplicated n-grams: scan left to right, skipping past each repeat."""
-    grams = list(zip(*(words[i:] for i in range(n))))
-    if len(set(grams)) == len(grams):
-        return 0
-    seen: set[tuple[str, ...]] = set()
-    total = idx = 0
-    end = len(grams)
-    while idx < end:
-        g = grams[idx]
-        if g in seen:
-            total += lengths[idx + n] - lengths[idx]
-            idx += n
+def _dup_ngram_chars(positions: Sequence[int], keys: list[int], cum: list[int], n: int) -> int:
+    """Characters in duplicated n-grams: scan left to right, skipping past each repeat.
+
+    The scan (Rae et al.; datatrove's ``find_all_duplicate``) visits n-gram i; if it was visited
+    before it counts its characters and jumps to i + n, else it remembers it and goes to i + 1.
+    Only the positions whose n-gram occurred earlier can count, so only those are walked here;
+    one counts when an earlier occurrence of its n-gram was visited, not jumped over.
+    ``positions`` must hold every occurrence of every n-gram that occurs more than once.
+    """
+    first: dict[int, int] = {}
+    later = [(i, k, f) for i, k in zip(positions, keys) if (f := first.setdefault(k, i)) != i]
+    total = next_visit = 0
+    jumped: set[int] = set()
+    remembered: set[int] = set()  # n-grams first visited at a repeat position
+    for i, key, first_pos in later:
+        if i < next_visit:
+            continue
+        if first_pos not in jumped or key in remembered:
+            total += cum[i + n] - cum[i]
+            jumped.update(range(i + 1, i + n))
+            next_visit = i + n
         else:
-            seen.add(g)
-            idx += 1
+            remembered.add(key)
+            next_visit = i + 1
     return total
 
 
@@ -240,17 +293,22 @@ def gopher_repetition_signals(text: str, words: list[str],
     out["dup_line_char_frac"] = dup_chars / n_chars
     if not ngrams:
         return out
+    n_words = len(words)
+    cum = list(accumulate(map(len, words), initial=0))
+    # With no repeated n-gram, the "most frequent" one is the first (ties go to the first seen).
     for n, name in TOP_NGRAM_SIGNALS.items():
-        out[name] = _top_ngram_chars(words, n) / n_chars if len(words) >= n else None
-    cum = [0]
-    for w in words:
-        cum.append(cum[-1] + len(w))
-    previous_zero = False
-    for n, name in DUP_NGRAM_SIGNALS.items():
-        # no repeated n-gram means no repeated (n+1)-gram either
-        chars = 0 if previous_zero else _dup_ngram_chars(words, cum, n)
-        previous_zero = chars == 0
-        out[name] = chars / n_chars
+        out[name] = (cum[n] + n - 1) / n_chars if n_words >= n else None
+    out.update(dict.fromkeys(DUP_NGRAM_SIGNALS.values(), 0.0))
+    for n, positions, keys, counts in _ngram_levels(words):
+        if n in TOP_NGRAM_SIGNALS:
+            key, times = counts.most_common(1)[0]  # first-seen wins ties, as in the reference
+            if times > 1:
+                i = positions[keys.index(key)]
+                out[TOP_NGRAM_SIGNALS[n]] = (cum[i + n] - cum[i] + n - 1) * times / n_chars
+        if n in DUP_NGRAM_SIGNALS:
+            out[DUP_NGRAM_SIGNALS[n]] = _dup_ngram_chars(positions, keys, cum, n) / n_chars
+        if n >= max(DUP_NGRAM_SIGNALS):
+            break
     return out
 
 

@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from apache_beam.utils.shared import Shared
-from pydantic import Field
-
 from ouroboros.transforms.base import StrictModel
+from pydantic import Field
 
 POSITIVE = "__label__1"
 NEGATIVE = "__label__0"

@@ -26,6 +26,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from itertools import chain, pairwise
+from typing import Any
 
 # ---------------------------------------------------------------------------------------------
 # Character classes
@@ -95,7 +97,7 @@ def _escape_all(chars: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _patterns() -> dict[str, re.Pattern]:
+def _patterns() -> dict[str, Any]:
     """The prefix, suffix, infix and URL expressions (built once, on first use)."""
     alpha = [c for lo, hi in _ranges(_ALPHA_RANGES) for c in range(lo, hi + 1)]
     lower = [c for c in alpha if not chr(c).isupper() and c not in _NOT_LOWER]
@@ -136,7 +138,9 @@ def _patterns() -> dict[str, re.Pattern]:
            rf"[{al}]{{2,63}})"                            # and a lowercase top-level domain
            r"(?::\d{2,5})?"                               # port
            r"(?:[/?#]\S*)?")                              # path
-    return {"prefix": re.compile(prefix), "suffix": re.compile(suffix),
+    # Without a digit (units, currency and "+" need one before them) a suffix ends with one of these.
+    suffix_ends = frozenset(_PUNCT + QUOTES + "….—–sS" + "".join(map(chr, icons)))
+    return {"prefix": re.compile(prefix), "suffix": re.compile(suffix), "suffix_ends": suffix_ends,
             "infix": re.compile(infix), "url": re.compile(url)}
 
 
@@ -169,8 +173,8 @@ _SPLIT = (
     "y'|all y|all how|'d|'y How|'d|'y not|'ve not|ve Not|'ve Not|ve can|not Can|not gon|na Gon|na"
     " got|ta Got|ta let|'s Let|'s c'm|on C'm|on")
 # Forms the contraction rules would produce that are ordinary words.
-_NOT_CONTRACTIONS = frozenset(
-    "Ill ill Its its Hell hell Shell shell Shed shed were Were Well well Whore whore".split())
+_NOT_CONTRACTIONS = frozenset(("Ill", "ill", "Its", "its", "Hell", "hell", "Shell", "shell", "Shed",
+                               "shed", "were", "Were", "Well", "well", "Whore", "whore"))
 
 
 def _contractions() -> list[tuple[str, ...]]:
@@ -246,6 +250,7 @@ def _split_chunk(chunk: str, specials: dict[str, tuple[str, ...]]) -> list[str]:
     """Tokens of one whitespace-free chunk (steps 2 and 3 of the module docstring)."""
     pat = _patterns()
     prefix_match, suffix_search = pat["prefix"].match, pat["suffix"].search
+    suffix_ends, has_digit = pat["suffix_ends"], _HAS_DIGIT
     prefixes: list[str] = []
     suffixes: list[str] = []
     s = chunk
@@ -260,8 +265,11 @@ def _split_chunk(chunk: str, specials: dict[str, tuple[str, ...]]) -> list[str]:
             prefixes.append(s[:pre])
             s = s[pre:]
             break
-        m = suffix_search(s[pre:]) if pre < len(s) else None
-        suf = len(s) - pre - m.start() if m else 0
+        rest = s[pre:]
+        suf = 0
+        if rest and (rest[-1] in suffix_ends or has_digit(rest)):
+            m = suffix_search(rest)
+            suf = len(rest) - m.start() if m else 0
         if suf and s[:-suf] in specials:
             suffixes.append(s[-suf:])
             s = s[:-suf]
@@ -276,7 +284,7 @@ def _split_chunk(chunk: str, specials: dict[str, tuple[str, ...]]) -> list[str]:
         hit = specials.get(s)
         if hit is not None:
             out.extend(hit)
-        elif "." in s and pat["url"].fullmatch(s):
+        elif s.isalnum() or ("." in s and pat["url"].fullmatch(s)):  # no infix in letters/digits
             out.append(s)
         else:
             start = 0
@@ -295,21 +303,26 @@ def _split_chunk(chunk: str, specials: dict[str, tuple[str, ...]]) -> list[str]:
 
 
 @lru_cache(maxsize=1)
-def _merge_table() -> tuple[dict[tuple[str, ...], tuple[str, ...]], int]:
-    """Token sequences that spell a punctuated exception -> the exception's tokens (step 4)."""
+def _merge_table() -> tuple[dict[tuple[str, ...], tuple[str, ...]], int, frozenset]:
+    """Token sequences that spell a punctuated exception -> the exception's tokens (step 4), the
+    longest sequence, and the sequences' first two tokens (a quick test that none can match)."""
     pat = _patterns()
     table: dict[tuple[str, ...], tuple[str, ...]] = {}
     for key, pieces in exceptions().items():
         if pat["prefix"].match(key) or pat["suffix"].search(key) or pat["infix"].search(key):
-            table[tuple(_split_chunk(key, {}))] = pieces
-    return table, max(map(len, table))
+            tokens = tuple(_split_chunk(key, {}))
+            if tokens != pieces:
+                table[tokens] = pieces
+    return table, max(map(len, table)), frozenset(t[:2] for t in table)
 
 
 def _merge_exceptions(tokens: list[str]) -> list[str]:
     """Step 4: merge token runs that spell an exception, longest first, without overlaps."""
-    table, longest = _merge_table()
+    table, longest, starts = _merge_table()
+    if starts.isdisjoint(pairwise(tokens)):
+        return tokens
     n = len(tokens)
-    found = [(size, i) for size in range(min(longest, n), 0, -1) for i in range(n - size + 1)
+    found = [(size, i) for size in range(min(longest, n), 1, -1) for i in range(n - size + 1)
              if tuple(tokens[i:i + size]) in table]
     if not found:
         return tokens
@@ -329,25 +342,41 @@ def _merge_exceptions(tokens: list[str]) -> list[str]:
     return out
 
 
+_HAS_DIGIT = re.compile("[0-9]").search
+# Single marks that are always a suffix after a word ("." only after some letters), and always a
+# prefix before one: a word with one of them at one end splits without the general loop, since no
+# other affix or infix can match inside a run of letters.
+_CLOSING = frozenset(",:;?!).")
+_OPENING = frozenset("([{\"“„«‘'<")
 _CACHE: dict[str, tuple[str, ...]] = {}
 _CACHE_LIMIT = 1_000_000
 
 
 def tokenize_chunk(chunk: str) -> tuple[str, ...]:
     """Tokens of one whitespace-free chunk, as spaCy's English tokenizer gives them."""
+    tokens = _CACHE.get(chunk)
+    if tokens is not None:
+        return tokens
     specials = exceptions()
     hit = specials.get(chunk)
     if hit is not None:
-        tokens: tuple[str, ...] = hit
+        tokens = hit
     elif chunk.isalpha() or chunk.isdecimal():  # no affix or infix can apply
         tokens = (chunk,)
+    elif chunk[-1] in _CLOSING and chunk[:-1].isalpha():  # word, word) word? ... (fast path)
+        core = chunk[:-1]
+        if chunk[-1] == "." and not _patterns()["suffix"].search(chunk[-3:], len(chunk[-3:]) - 1):
+            tokens = (chunk,)  # "A." keeps its period
+        else:
+            tokens = tuple(_merge_exceptions([*specials.get(core, (core,)), chunk[-1]]))
+    elif chunk[0] in _OPENING and chunk[1:].isalpha():  # (word "word ... (fast path)
+        core = chunk[1:]
+        tokens = tuple(_merge_exceptions([chunk[0], *specials.get(core, (core,))]))
     else:
         parts = _split_chunk(chunk, specials)
         if len(parts) > 1:
             parts = _merge_exceptions(parts)
         tokens = tuple(parts)
-    if len(_CACHE) >= _CACHE_LIMIT:
-        _CACHE.clear()
     _CACHE[chunk] = tokens
     return tokens
 
@@ -355,12 +384,10 @@ def tokenize_chunk(chunk: str) -> tuple[str, ...]:
 def split_words(text: str) -> list[str]:
     """Words and punctuation marks of ``text``, split as spaCy's English tokenizer splits them
     (datatrove's ``split_into_words``: whitespace is not a token)."""
-    out: list[str] = []
-    extend = out.extend
-    get = _CACHE.get
-    for chunk in text.split():
-        tokens = get(chunk)
-        if tokens is None:
-            tokens = tokenize_chunk(chunk)
-        extend(tokens)
-    return out
+    chunks = text.split()
+    cache = _CACHE
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    for chunk in set(chunks).difference(cache):
+        tokenize_chunk(chunk)
+    return list(chain.from_iterable(map(cache.__getitem__, chunks)))

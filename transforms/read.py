@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from typing import Any, Iterator
 
 from apache_beam.io.filesystem import CompressionTypes
@@ -18,6 +19,8 @@ from apache_beam.io.filesystems import FileSystems
 
 from ouroboros.transforms.base import StrictModel, error_record
 from ouroboros.transforms.domains import registered_domain
+from ouroboros.transforms.limits import (DecompressionBudget, GuardedStream, LimitExceeded,
+                                         bounded_lines, guarded_archive_iterator)
 from pydantic import Field
 
 Item = tuple[str, Any]
@@ -34,7 +37,23 @@ class ReadConfig(StrictModel):
         ("crawl_date", "date", "metadata.warc_date", "warc_date", "created", "timestamp"),
         description="fields tried in order for the crawl date")
     max_record_bytes: int = Field(
-        20_000_000, gt=0, description="a WARC payload or JSONL line larger than this is quarantined")
+        20_000_000, gt=0,
+        description="a WARC payload, JSONL line or text cell larger than this is quarantined "
+                    "(error `max_record_bytes`); it streams past, never held in memory")
+    max_record_decompressed_bytes: int = Field(
+        1 << 30, gt=0,
+        description="bytes one record may decompress to, counting what streams past "
+                    "max_record_bytes; beyond it the shard is abandoned at that record "
+                    "(error `max_record_decompressed_bytes`)")
+    max_shard_decompressed_bytes: int = Field(
+        64 << 30, gt=0,
+        description="bytes one shard may decompress to; the rest of the shard is quarantined "
+                    "(error `max_shard_decompressed_bytes`)")
+    max_compression_ratio: float = Field(
+        200.0, gt=1,
+        description="decompressed/compressed bytes of a shard, judged after 32 MiB of output; web "
+                    "text compresses 3-10x, a gzip bomb of zeros ~1000x "
+                    "(error `max_compression_ratio`)")
     parquet_batch_rows: int = Field(1000, gt=0, description="rows read at a time from Parquet/HF")
 
 
@@ -106,46 +125,97 @@ def read_shard(uri: str, fmt: str, config: ReadConfig) -> Iterator[Item]:
     """All items of one shard; a failure that stops the shard becomes its last item (an error)."""
     readers = {"warc": read_warc, "wet": read_warc, "jsonl": read_jsonl,
                "parquet": read_parquet, "hf_dataset": read_hf_dataset}
+    produced = False
     try:
-        yield from readers[fmt](uri, fmt, config)
+        for item in readers[fmt](uri, fmt, config):
+            produced = True
+            yield item
     except ImportError:
         raise  # a broken installation is not bad input: fail loudly
     except Exception as exc:  # unreadable shard (or its tail): quarantine, never crash the run
-        yield "error", error_record(uri, fmt, getattr(exc, "location", "shard"), "read", exc)
+        produced = True
+        cause = exc.__cause__ if isinstance(exc, ShardReadError) and exc.__cause__ else exc
+        kind = (getattr(exc, "error_type", None) or getattr(cause, "limit", None)
+                or type(cause).__name__)
+        yield "error", error_record(uri, fmt, getattr(exc, "location", "shard"), "read", exc,
+                                    error_type=kind)
+    if not produced:  # a zero-byte or record-less shard is almost always a failed download
+        yield "error", error_record(uri, fmt, "shard", "read", "shard holds no records",
+                                    error_type="empty_shard")
 
 
 class ShardReadError(Exception):
-    def __init__(self, message: str, location: str):
+    def __init__(self, message: str, location: str, error_type: str | None = None):
         super().__init__(message)
         self.location = location
+        if error_type:
+            self.error_type = error_type
 
 
 # --- WARC / WET -----------------------------------------------------------------------------------
 
+def _budget(config: ReadConfig) -> DecompressionBudget:
+    return DecompressionBudget(config.max_shard_decompressed_bytes,
+                               config.max_record_decompressed_bytes, config.max_compression_ratio)
+
+
 def read_warc(uri: str, fmt: str, config: ReadConfig) -> Iterator[Item]:
     """WARC (incl. WARC/0.18) and WET: `response` records become HTML documents, `conversion`
     records (WET) text documents, `resource` records with an http(s) URI documents too; other
-    record types are skipped and counted. Gzip members are read one at a time (streaming)."""
-    from warcio.archiveiterator import ArchiveIterator
+    record types are skipped and counted. Gzip members are read one at a time (streaming), every
+    decompressed block charged to the shard's `DecompressionBudget`.
 
+    A record whose Content-Length lies is quarantined and the reader resynchronises on the next
+    record, so the good records after it survive."""
     with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
-        records = ArchiveIterator(raw, check_digests=False)
-        offset = 0
+        budget = _budget(config)
+        records = guarded_archive_iterator(raw, budget)
         try:
             for record in records:
+                budget.start_record()
                 if record.rec_type not in ("response", "conversion", "resource"):
                     yield "skip", f"warc:{record.rec_type}"
                     continue
                 # Read the payload before asking for the offset: warcio's get_record_offset()
                 # reads the record to its end.
                 payload = record.content_stream().read(config.max_record_bytes + 1)
-                if len(payload) <= config.max_record_bytes and _truncated(record):
-                    raise EOFError(f"record truncated: {record.length} bytes declared, "
-                                   "stream ended early")
+                short = len(payload) <= config.max_record_bytes and _truncated(record)
+                warnings = records.err_count
                 offset = records.get_record_offset()
+                long = records.err_count > warnings
+                if short or long:
+                    rec_id = record.rec_headers.get_header("WARC-Record-ID")
+                    declared = record.rec_headers.get_header("Content-Length")
+                    why = ("more than the record's bytes: the record or shard is cut" if short
+                           else "less than the record's bytes: bytes follow the declared end")
+                    yield "error", error_record(
+                        uri, fmt, f"offset:{offset}", "read", f"Content-Length {declared} is {why}",
+                        error_type="content_length_mismatch", record_id=rec_id)
+                    if long:
+                        _resync(records)
+                    continue
                 yield from _warc_record(uri, fmt, record, payload, offset, config)
         except Exception as exc:
-            raise ShardReadError(f"{type(exc).__name__}: {exc}", f"offset:{offset}") from exc
+            raise ShardReadError(f"{type(exc).__name__}: {exc}",
+                                 f"offset:{getattr(records, 'offset', 0)}") from exc
+
+
+def _resync(records: Any) -> None:
+    """Skips the bytes after a record's declared end up to the next record header: to the end of
+    the gzip member (one record per member), or, uncompressed, to the next `WARC/` line."""
+    from warcio.utils import BUFF_SIZE
+
+    reader = records.reader
+    if reader.decompressor:
+        while reader.read(BUFF_SIZE):
+            pass
+        records.next_line = None
+    else:
+        line = records.next_line
+        while line and not line.startswith((b"WARC/1.", b"WARC/0.")):
+            line = reader.readline(BUFF_SIZE)
+        records.next_line = line or None
+    records.offset = records.fh.tell() - reader.rem_length() - len(records.next_line or b"")
 
 
 def _truncated(record: Any) -> bool:
@@ -214,6 +284,11 @@ def _structured_doc(uri: str, fmt: str, rec_id: str, offset: int, obj: dict[str,
         return "error", error_record(uri, fmt, location, "read",
                                      f"'{config.text_field}' is {type(text).__name__}, not a string",
                                      error_type="bad_text_type", record_id=rec_id)
+    if len(text) > config.max_record_bytes:
+        return "error", error_record(uri, fmt, location, "read",
+                                     f"text of {len(text):,} characters exceeds "
+                                     f"read.max_record_bytes={config.max_record_bytes:,}",
+                                     error_type="max_record_bytes", record_id=rec_id)
     url = next((v for f in config.url_fields if isinstance(v := _get(obj, f), str) and v), None)
     date = next((v for f in config.date_fields if (v := _get(obj, f)) not in (None, "")), None)
     metadata = {k: v for k, v in obj.items() if k != config.text_field}
@@ -223,34 +298,56 @@ def _structured_doc(uri: str, fmt: str, rec_id: str, offset: int, obj: dict[str,
     return "doc", doc
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
+
+
 def read_jsonl(uri: str, fmt: str, config: ReadConfig) -> Iterator[Item]:
-    """One JSON object per line; compression (.gz, .zst, .bz2) from the file name."""
-    line_no = -1
-    with FileSystems.open(uri) as f:  # CompressionTypes.AUTO
+    """One JSON object per line; compression (.gz, .zst, .bz2) from the file name. Lines stream
+    through a bounded buffer: an over-long line is quarantined without ever being held whole."""
+    next_line = 0
+    with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+        stream = GuardedStream(raw, uri, _budget(config))
         try:
-            for line_no, raw in enumerate(iter(f.readline, b"")):
-                if len(raw) > config.max_record_bytes:
-                    yield "error", error_record(uri, fmt, f"line:{line_no}", "read",
-                                                f"line of {len(raw)} bytes exceeds read.max_record_bytes",
-                                                error_type="max_record_bytes", raw=raw)
+            for line_no, line, length in bounded_lines(stream, config.max_record_bytes,
+                                                       config.max_record_decompressed_bytes):
+                next_line = line_no + 1
+                if line is None:
+                    yield "error", error_record(
+                        uri, fmt, f"line:{line_no}", "read",
+                        f"line of {length:,} bytes exceeds read.max_record_bytes="
+                        f"{config.max_record_bytes:,}", error_type="max_record_bytes")
                     continue
-                if not raw.strip():
+                if not line.strip():
                     continue
-                try:
-                    obj = json.loads(raw)
-                except ValueError as exc:
-                    yield "error", error_record(uri, fmt, f"line:{line_no}", "read", exc,
-                                                error_type="invalid_json", raw=raw)
-                    continue
-                if not isinstance(obj, dict):
-                    yield "error", error_record(uri, fmt, f"line:{line_no}", "read",
-                                                f"line is a JSON {type(obj).__name__}, not an object",
-                                                error_type="invalid_json", raw=raw)
-                    continue
-                yield _structured_doc(uri, fmt, f"line:{line_no}", line_no, obj, config)
-        except (OSError, EOFError, ValueError) as exc:  # truncated or corrupt compression
-            raise ShardReadError(f"{type(exc).__name__}: {exc} (after line {line_no})",
-                                 f"line:{line_no + 1}") from exc
+                yield _json_line(uri, fmt, line_no, line, config)
+        except Exception as exc:  # truncated or corrupt compression, or a spent budget
+            location = getattr(exc, "location", None) or f"line:{next_line}"
+            raise ShardReadError(f"{type(exc).__name__}: {exc} (after line {next_line - 1})",
+                                 location) from exc
+
+
+def _json_line(uri: str, fmt: str, line_no: int, line: bytes, config: ReadConfig) -> Item:
+    location = f"line:{line_no}"
+    try:
+        obj = json.loads(line)
+    except UnicodeDecodeError as exc:
+        return "error", error_record(uri, fmt, location, "read", exc, error_type="invalid_utf8",
+                                     raw=line)
+    except (ValueError, RecursionError) as exc:
+        return "error", error_record(uri, fmt, location, "read", exc, error_type="invalid_json",
+                                     raw=line)
+    if not isinstance(obj, dict):
+        return "error", error_record(uri, fmt, location, "read",
+                                     f"line is a JSON {type(obj).__name__}, not an object",
+                                     error_type="invalid_json", raw=line)
+    if _SURROGATE_ESCAPE.search(line):  # `\ud800` decodes to a str that UTF-8 cannot encode
+        try:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return "error", error_record(uri, fmt, location, "read",
+                                         f"lone surrogate escape: {exc}",
+                                         error_type="invalid_utf8", raw=line)
+    return _structured_doc(uri, fmt, location, line_no, obj, config)
 
 
 # --- Parquet and HF datasets ----------------------------------------------------------------------
@@ -263,7 +360,12 @@ def read_parquet(uri: str, fmt: str, config: ReadConfig) -> Iterator[Item]:
         if config.text_field not in pf.schema_arrow.names:
             raise ShardReadError(
                 f"Parquet schema has no '{config.text_field}' column (columns: "
-                f"{', '.join(pf.schema_arrow.names[:20])})", "shard")
+                f"{', '.join(pf.schema_arrow.names[:20])})", "shard", "missing_text_column")
+        meta = pf.metadata
+        size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        if size > config.max_shard_decompressed_bytes:
+            raise ShardReadError(f"Parquet data of {size:,} bytes", "shard") from LimitExceeded(
+                "max_shard_decompressed_bytes", size, config.max_shard_decompressed_bytes)
         row = 0
         for batch in pf.iter_batches(batch_size=config.parquet_batch_rows):
             for obj in batch.to_pylist():
@@ -280,7 +382,7 @@ def read_hf_dataset(uri: str, fmt: str, config: ReadConfig) -> Iterator[Item]:
     for split, ds in splits:
         if config.text_field not in ds.column_names:
             raise ShardReadError(f"dataset{'/' + split if split else ''} has no "
-                                 f"'{config.text_field}' column", "shard")
+                                 f"'{config.text_field}' column", "shard", "missing_text_column")
         prefix = f"{split}/" if split else ""
         for row, obj in enumerate(ds):
             yield _structured_doc(uri, fmt, f"{prefix}row:{row}", row, obj, config)
