@@ -34,14 +34,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _peer_env import peer_python  # noqa: E402
-
-from ouroboros.transforms.quality import (  # noqa: E402
+from _peer_env import peer_python
+from ouroboros.transforms.quality import (
     QualityConfig,
     clear_caches,
     quality_signals_and_reasons,
 )
-from ouroboros.transforms.quality_words import split_words  # noqa: E402
+from ouroboros.transforms.quality_words import split_words
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PEER_REQUIREMENTS = ["datatrove[processing]", "spacy"]
@@ -149,8 +148,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         inp, out = Path(tmp) / "docs.jsonl", Path(tmp) / "out.json"
         with open(inp, "w", encoding="utf-8") as f:
-            for d in docs:
-                f.write(json.dumps({"id": d["id"], "text": d["text"]}) + "\n")
+            f.writelines(json.dumps({"id": d["id"], "text": d["text"]}) + "\n" for d in docs)
         subprocess.run([str(python), "-c", PEER_SCRIPT, str(inp), str(out), str(args.repeat)],
                        check=True)
         peer = json.loads(out.read_text())

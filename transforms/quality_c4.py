@@ -21,7 +21,7 @@ from typing import Any
 
 from ouroboros.transforms.base import StrictModel
 from ouroboros.transforms.quality_gopher import TERMINAL_PUNCTUATION, _fmt
-from ouroboros.transforms.quality_words import tokenize_chunk
+from ouroboros.transforms.quality_words import tokenize_chunk, trim_cache
 from pydantic import Field
 
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
@@ -105,10 +105,14 @@ _STEPS: dict[str, tuple[int, bool, int, bool]] = {}
 def _sentence_step(piece: str) -> tuple[int, bool, int, bool]:
     """What one chunk (or whitespace token) does to the sentencizer, from either state:
     (new sentences, ends on a mark) without and with a sentence-final mark before it."""
-    if len(_STEPS) >= 1_000_000:
+    if len(_STEPS) >= 200_000:
         _STEPS.clear()
-    if piece.isalpha():  # one word: it starts a sentence after a mark, and is no mark
-        out = _STEPS[piece] = (0, False, 1, False)
+    trim_cache()
+    if SENTENCE_END.isdisjoint(piece):  # no mark: only the first non-punctuation token counts
+        if _is_punct(piece):  # all its tokens are punctuation: the state passes through
+            out = _STEPS[piece] = (0, False, 0, True)
+        else:  # a token with a non-punctuation character starts a sentence after a mark
+            out = _STEPS[piece] = (0, False, 1, False)
         return out
     tokens = (piece,) if piece[0].isspace() else tokenize_chunk(piece)
     step: list[int | bool] = []

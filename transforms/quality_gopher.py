@@ -89,7 +89,7 @@ def gopher_quality_signals(text: str, words: list[str],
     """Gopher quality signal values; ``stop_words=None`` leaves the stop-word count out (null)."""
     n_words = len(words)
     flags = _WORD_FLAGS
-    if len(flags) >= 1_000_000:
+    if len(flags) >= 200_000:
         flags.clear()
     for word in set(words).difference(flags):
         _add_word_flags(word)
@@ -233,7 +233,7 @@ def _ngram_levels(words: list[str]
         counts = Counter(keys)
         yield n, positions, keys, counts
         repeated = {k for k, c in counts.items() if c > 1}
-        if not repeated:
+        if not repeated:  # no n-gram repeats: no longer one does
             return
         keep = list(map(repeated.__contains__, keys))
         rep_positions = list(compress(positions, keep))
@@ -301,7 +301,7 @@ def gopher_repetition_signals(text: str, words: list[str],
     out.update(dict.fromkeys(DUP_NGRAM_SIGNALS.values(), 0.0))
     for n, positions, keys, counts in _ngram_levels(words):
         if n in TOP_NGRAM_SIGNALS:
-            key, times = counts.most_common(1)[0]  # first-seen wins ties, as in the reference
+            key, times = counts.most_common(1)[0]  # first seen wins ties, as in datatrove
             if times > 1:
                 i = positions[keys.index(key)]
                 out[TOP_NGRAM_SIGNALS[n]] = (cum[i + n] - cum[i] + n - 1) * times / n_chars

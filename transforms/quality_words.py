@@ -349,7 +349,13 @@ _HAS_DIGIT = re.compile("[0-9]").search
 _CLOSING = frozenset(",:;?!).")
 _OPENING = frozenset("([{\"“„«‘'<")
 _CACHE: dict[str, tuple[str, ...]] = {}
-_CACHE_LIMIT = 1_000_000
+_CACHE_LIMIT = 200_000  # chunks (about 50 MB)
+
+
+def trim_cache() -> None:
+    """Empty the per-chunk cache once it holds ``_CACHE_LIMIT`` chunks (bounded memory)."""
+    if len(_CACHE) >= _CACHE_LIMIT:
+        _CACHE.clear()
 
 
 def tokenize_chunk(chunk: str) -> tuple[str, ...]:
@@ -386,8 +392,11 @@ def split_words(text: str) -> list[str]:
     (datatrove's ``split_into_words``: whitespace is not a token)."""
     chunks = text.split()
     cache = _CACHE
-    if len(cache) >= _CACHE_LIMIT:
-        cache.clear()
+    trim_cache()
+    specials = exceptions()
     for chunk in set(chunks).difference(cache):
-        tokenize_chunk(chunk)
+        if chunk.isalpha() and chunk not in specials:  # most new chunks: one word
+            cache[chunk] = (chunk,)
+        else:
+            tokenize_chunk(chunk)
     return list(chain.from_iterable(map(cache.__getitem__, chunks)))
