@@ -5,21 +5,23 @@ ordinary web text and keeps the top-scoring pages. ``train_quality`` trains the 
 ``{"text": ..., "label": 0|1}`` lines (label 1 = good) and ``QualityModel`` writes the probability of the
 good label to ``quality_model_score``, dropping pages below an optional threshold.
 
-Training is deterministic (one thread, fixed seed); fastText's Python binding sometimes stops with
-"Encountered NaN" on a learning rate that is too high for the data, so a NaN is retried with a smaller
-learning rate, each attempt reported, instead of failing at random.
+Training is deterministic (rows shuffled with the seed, one thread, fixed seed) and runs in a fresh
+interpreter (``transforms/fasttext_train.py``): in a long-lived process fastText's Python binding
+stopped with "Encountered NaN" at random.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from apache_beam.utils.shared import Shared
 from ouroboros.transforms.base import StrictModel
+from ouroboros.transforms.fasttext_train import train_supervised
 from pydantic import Field
 
 POSITIVE = "__label__1"
@@ -41,10 +43,8 @@ def _line(text: str) -> str:
 
 def train_quality(data_jsonl: str | os.PathLike, output_model: str | os.PathLike, *, seed: int = 0,
                   epoch: int = 50, lr: float = 0.5, word_ngrams: int = 2, dim: int = 64,
-                  max_attempts: int = 4) -> dict[str, Any]:
+                  ) -> dict[str, Any]:
     """Train the classifier on labelled JSONL and save it; returns what was trained and how."""
-    import fasttext
-
     rows = []
     with open(data_jsonl, encoding="utf-8") as f:
         for n, raw in enumerate(f, 1):
@@ -59,30 +59,19 @@ def train_quality(data_jsonl: str | os.PathLike, output_model: str | os.PathLike
     labels = {r.split(" ", 1)[0] for r in rows}
     if labels != {POSITIVE, NEGATIVE}:
         raise ValueError(f"{data_jsonl}: need examples of both labels, found {sorted(labels)}")
-    attempts = []
+    # fastText's SGD reads rows in order: a file sorted by label diverges, so shuffle (seeded).
+    random.Random(seed).shuffle(rows)
+    Path(output_model).parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         train_file = Path(tmp) / "train.txt"
         train_file.write_text("\n".join(rows) + "\n", encoding="utf-8")
-        rate = lr
-        for _ in range(max_attempts):
-            try:
-                model = fasttext.train_supervised(
-                    input=str(train_file), epoch=epoch, lr=rate, wordNgrams=word_ngrams, dim=dim,
-                    minCount=1, loss="softmax", thread=1, seed=seed, verbose=0)
-            except RuntimeError as exc:
-                if "NaN" not in str(exc):
-                    raise
-                attempts.append({"lr": rate, "error": str(exc)})
-                rate /= 2
-                continue
-            attempts.append({"lr": rate, "error": None})
-            Path(output_model).parent.mkdir(parents=True, exist_ok=True)
-            model.save_model(str(output_model))
-            return {"model": str(output_model), "examples": len(rows),
-                    "positives": sum(r.startswith(POSITIVE) for r in rows),
-                    "seed": seed, "epoch": epoch, "word_ngrams": word_ngrams, "dim": dim,
-                    "attempts": attempts}
-    raise RuntimeError(f"fastText training diverged (NaN) {max_attempts} times: {attempts}")
+        failures = train_supervised(str(train_file), str(output_model), {
+            "epoch": epoch, "lr": lr, "wordNgrams": word_ngrams, "dim": dim, "minCount": 1,
+            "loss": "softmax", "seed": seed})
+    return {"model": str(output_model), "examples": len(rows),
+            "positives": sum(r.startswith(POSITIVE) for r in rows),
+            "seed": seed, "epoch": epoch, "lr": lr, "word_ngrams": word_ngrams, "dim": dim,
+            "failed_attempts": failures}
 
 
 class _ModelHolder:
