@@ -131,13 +131,23 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 def defaults_yaml() -> str:
     """The default configuration as commented YAML (every key, its default and its meaning)."""
     out = ["# ouroboros configuration: every key with its default. Unknown keys are errors."]
+
+    def emit(model: StrictModel, indent: int) -> None:
+        for key, field in type(model).model_fields.items():
+            value = getattr(model, key)
+            pad = "  " * indent
+            doc = (field.description or type(value).__doc__ or "").strip().split("\n")[0]
+            if isinstance(value, StrictModel):
+                out.append(f"{pad}{key}:" + (f"  # {doc}" if doc else ""))
+                emit(value, indent + 1)
+            else:
+                out.append(f"{pad}{key}: {json.dumps(value)}" + (f"  # {doc}" if doc else ""))
+
     defaults = Config()
-    for section, field in Config.model_fields.items():
+    for section in Config.model_fields:
+        out.append("")
         model = getattr(defaults, section)
-        out.append(f"\n{section}:")
-        for key, sub in type(model).model_fields.items():
-            value = json.dumps(getattr(model, key) if not isinstance(getattr(model, key), StrictModel)
-                               else getattr(model, key).model_dump(mode="json"))
-            doc = (sub.description or "").replace("\n", " ")
-            out.append(f"  {key}: {value}  # {doc}")
+        doc = (type(model).__doc__ or "").strip().split("\n")[0]
+        out.append(f"{section}:" + (f"  # {doc}" if doc else ""))
+        emit(model, 1)
     return "\n".join(out) + "\n"
