@@ -45,3 +45,9 @@ def test_defaults_yaml_documents_every_section():
     text = defaults_yaml()
     for section in Config.model_fields:
         assert f"\n{section}:" in text
+
+
+def test_printed_defaults_are_a_valid_config_equal_to_the_defaults():
+    import yaml
+
+    assert parse_config(yaml.safe_load(defaults_yaml())) == Config()
