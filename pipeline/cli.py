@@ -138,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     tq.add_argument("data", help="labelled JSONL: {\"text\": ..., \"label\": 0|1} (1 = good)")
     tq.add_argument("output", help="model file to write (.bin)")
     tq.add_argument("--seed", type=int, default=0)
+    ts = sub.add_parser("train-synthetic", help="train the synthetic-content scorer from labelled JSONL")
+    ts.add_argument("--data", nargs="+", required=True,
+                    help="labelled JSONL: {\"text\": ..., \"label\": 0|1 or human|machine, \"group\"?}")
+    ts.add_argument("--output", required=True, help="model directory (use as synthetic.model_path)")
+    ts.add_argument("--seed", type=int, default=0)
     sub.add_parser("config", help="print the default configuration with every key documented")
     sub.add_parser("schema", help="print the output columns (Markdown)")
 
@@ -156,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
             from ouroboros.transforms.quality_model import train_quality
 
             print(json.dumps(train_quality(args.data, args.output, seed=args.seed), indent=2))
+        elif args.command == "train-synthetic":
+            from ouroboros.transforms.synthetic_train import format_metrics, train_synthetic
+
+            print(format_metrics(train_synthetic(args.data, args.output, seed=args.seed)))
         elif args.command in ("run", "tag", "demo"):
             if args.command == "demo":
                 inputs, overwrite = demo_inputs(), True

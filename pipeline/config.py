@@ -25,6 +25,7 @@ from ouroboros.transforms.quality import QualityConfig
 from ouroboros.transforms.quality_model import QualityModelConfig
 from ouroboros.transforms.read import ReadConfig
 from ouroboros.transforms.sampling import SamplingConfig
+from ouroboros.transforms.synthetic import SyntheticConfig
 from ouroboros.transforms.topics import TopicConfig
 
 
@@ -48,6 +49,7 @@ class Config(StrictModel):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     quality_model: QualityModelConfig = Field(default_factory=QualityModelConfig)
     exact_dedup: ExactDedupConfig = Field(default_factory=ExactDedupConfig)
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
     near_dedup: MinHashConfig = Field(default_factory=MinHashConfig)
     topics: TopicConfig = Field(default_factory=TopicConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)

@@ -33,6 +33,7 @@ from ouroboros.transforms.quality import Quality
 from ouroboros.transforms.quality_model import QualityModel
 from ouroboros.transforms.read import ReadConfig, detect_format, read_shard
 from ouroboros.transforms.sampling import StratifiedSample
+from ouroboros.transforms.synthetic import SyntheticScore
 from ouroboros.transforms.topics import AssignTopics
 
 SKIPPED = "skipped"
@@ -160,6 +161,12 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
         result = docs | "ExactDedup" >> ExactDedup(drop=drop)
         docs = result.kept
         rejected.append(result[REJECTED])
+
+    if config.synthetic.enabled:  # before near-dedup: the representative prefers the lowest score
+        result = docs | ApplyStage(SyntheticScore(config.synthetic), drop=drop)
+        docs = result.kept
+        rejected.append(result[REJECTED])
+        errors.append(result[ERRORS])
 
     if config.near_dedup.enabled:
         result = docs | "NearDedup" >> NearDedup(

@@ -73,7 +73,7 @@ def test_quality_classifier_trains_deterministically_and_separates_labels(tmp_pa
                              if json.loads(x)["text"] not in seen), encoding="utf-8")
     info = train_quality(train, tmp_path / "a.bin", seed=7)
     train_quality(train, tmp_path / "b.bin", seed=7)
-    assert info["examples"] == 218 and info["attempts"][-1]["error"] is None
+    assert info["examples"] == 218 and info["failed_attempts"] == []
     a = QualityModel(QualityModelConfig(model_path=str(tmp_path / "a.bin"), threshold=0.5))
     b = QualityModel(QualityModelConfig(model_path=str(tmp_path / "b.bin")))
     good, bad, correct = [], [], 0
