@@ -1,4 +1,5 @@
-"""Assembles the Beam graph: read -> extract -> normalize -> filters -> dedup -> score -> sample -> write.
+"""Assembles the Beam graph: read -> extract -> normalize -> filters -> exact dedup -> synthetic score
+-> near dedup -> sample -> write.
 
 Cheap per-document stages run first; every stage's rejected records and errors are collected and
 written with their reasons, so every input record ends in exactly one output.
