@@ -114,7 +114,8 @@ def print_summary(stats: dict[str, Any], result: Any, output: str) -> None:
         print("  Beam counters: " + ", ".join(
             f"{c.key.metric.name}={c.committed if c.committed is not None else c.attempted}"
             for c in sorted(counters, key=lambda c: c.key.metric.name)))
-    print(f"output: {output}/ (curated/, rejected/, errors/, stats.json)")
+    parts = "tagged/" if stats.get("tagged") is not None else "curated/, rejected/"
+    print(f"output: {output}/ ({parts}, errors/, stats.json)")
 
 
 def demo_inputs() -> list[str]:
