@@ -10,7 +10,8 @@ equal datatrove's (spaCy's English tokenizer) document by document, then the spe
 precision/recall of ``quality_pass`` against the human label (1 = good).
 
 Our speed is printed twice because our word splitter caches each whitespace-separated chunk (and
-each word's flags): "caches empty" clears them before every pass, as a new worker starts; "caches
+numbers each word once, with its flags): "caches empty" clears them before every pass, as a new
+worker starts (the expressions and tables built once per process stay); "caches
 warm" runs after an earlier pass over the same documents (an upper bound). A long-running worker
 sits between the two. datatrove's spaCy tokenizer keeps no cache inside its memory zone.
 

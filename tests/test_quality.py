@@ -12,8 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ouroboros.schemas.record import QUALITY_SIGNALS
+from ouroboros.transforms import quality_gopher, quality_words
 from ouroboros.transforms.quality import Quality, QualityConfig, quality_signals_and_reasons
-from ouroboros.transforms.quality_c4 import C4Config, c4_reasons, c4_signals, count_sentences
+from ouroboros.transforms.quality_c4 import (
+    SENTENCE_END,
+    C4Config,
+    _is_punct,
+    c4_reasons,
+    c4_signals,
+    count_sentences,
+)
 from ouroboros.transforms.quality_fineweb import FineWebConfig, fineweb_reasons, fineweb_signals
 from ouroboros.transforms.quality_gopher import (
     GOPHER_STOP_WORDS_EN,
@@ -102,6 +110,9 @@ def test_exceptions_table_has_spacy_english_entries():
     ("End (see above). Next", 2),
     (" . b", 2),  # a leading space (left by citation removal) is a token of its own
     ("a.  ) .", 1),
+    ("Yes. it ! no", 3),  # a word between two marks, the second a chunk of its own
+    ("Yes. ( ) ! no", 2),  # only punctuation between them
+    ("Yes. ( ) ! 𝐀. b", 2),  # beyond the Basic Multilingual Plane; "𝐀." is one token
 ])
 def test_count_sentences_follows_spacy_sentencizer(line, expected):
     assert count_sentences(line) == expected
@@ -138,6 +149,108 @@ def test_ngram_signals_equal_the_plain_definition(words):
     signals = gopher_repetition_signals(text, words)
     expected = _reference_repetition(words, len(text))
     assert {k: signals[k] for k in expected} == expected
+
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(["a", "bb", "a", "ccc", "a", "d"]), min_size=2, max_size=300),
+       st.sampled_from([0, 10**9]))
+def test_ngram_levels_in_numpy_and_in_python_equal_the_plain_definition(words, small_level):
+    """Long, very repetitive word lists (deep n-gram levels), each level grouped by numpy's sort
+    (small_level=0) or by the plain-Python path used for levels with few keys (10**9)."""
+    text = " ".join(words)
+    saved = quality_gopher._SMALL_LEVEL
+    quality_gopher._SMALL_LEVEL = small_level
+    try:
+        signals = gopher_repetition_signals(text, words)
+    finally:
+        quality_gopher._SMALL_LEVEL = saved
+    expected = _reference_repetition(words, len(text))
+    assert {k: signals[k] for k in expected} == expected
+
+
+def test_word_table_restarting_between_documents_changes_nothing():
+    text = "The cat sat on the mat, and the dog -- a big one -- sat with the cat. " * 5
+    expected = gopher_quality_signals(text, split_words(text), GOPHER_STOP_WORDS_EN)
+    saved = quality_gopher._WordTable.limit
+    quality_gopher._WordTable.limit = 3  # the table starts again before nearly every document
+    try:
+        for _ in range(3):
+            words = split_words(text)
+            assert gopher_quality_signals(text, words, GOPHER_STOP_WORDS_EN) == expected
+            assert gopher_repetition_signals(text, words) == gopher_repetition_signals(
+                text, list(words), ids=quality_gopher.word_ids(words))
+    finally:
+        quality_gopher._WordTable.limit = saved
+
+
+
+def test_threads_sharing_the_caches_get_the_same_signals():
+    """Beam can run bundles on several threads of one process: the caches must not mix them up."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"Doc {i}: " + " ".join(f"w{(i * 7 + k) % 50} the, and {k}." for k in range(60))
+             for i in range(40)]
+    cfg = QualityConfig(language_aware=False)
+    expected = [quality_signals_and_reasons(t, None, cfg) for t in texts]
+    saved = quality_gopher._WordTable.limit
+    quality_gopher._WordTable.limit = 100  # tables start again often, mid-way through others' work
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            got = list(pool.map(lambda t: quality_signals_and_reasons(t, None, cfg), texts * 5))
+    finally:
+        quality_gopher._WordTable.limit = saved
+    assert got == expected * 5
+
+def _reference_tokens(chunk: str) -> tuple[str, ...]:
+    """The general algorithm alone (exception lookup, affix loop, infixes, merges), no fast path."""
+    specials = exceptions()
+    if chunk in specials:
+        return specials[chunk]
+    parts = quality_words._split_chunk(chunk, specials)
+    return tuple(quality_words._merge_exceptions(parts) if len(parts) > 1 else parts)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="aZé9.,;:!?)(\"'’s-…/km$", min_size=1, max_size=9))
+def test_chunk_fast_paths_equal_the_general_algorithm(chunk):
+    quality_words._CACHE.clear()
+    assert quality_words.tokenize_chunk(chunk) == _reference_tokens(chunk)
+
+
+@pytest.mark.parametrize("chunk", ["word,", "19,", "2019!", "٣,", "Gruzy's", "Chief’S", "it's",
+                                   "x.", "ab.", "AB.", "10km/h", "5км/ч.", "end......",
+                                   "wait.......", "US$", "10US$", "a...b...."])
+def test_chunk_fast_paths_on_examples(chunk):
+    quality_words._CACHE.clear()
+    assert quality_words.tokenize_chunk(chunk) == _reference_tokens(chunk)
+
+
+def _reference_sentences(line: str) -> int:
+    """spaCy's sentencizer rule over the line's tokens, token by token."""
+    import re
+
+    tokens: list[str] = []
+    for k, piece in enumerate(p for p in re.split(r"(\s+)", line) if p):
+        if piece.isspace():
+            if piece != " " or (k == 0):
+                tokens.append(piece)
+        else:
+            tokens += quality_words.tokenize_chunk(piece)
+    count, seen_end = 1, False
+    for tok in tokens:
+        if tok in SENTENCE_END:
+            seen_end = True
+        elif seen_end and not _is_punct(tok):
+            count += 1
+            seen_end = False
+    return count
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab A.!?…\"()e.g𝐀。\u00a0\U00011047", min_size=1, max_size=30))
+def test_count_sentences_equals_the_token_by_token_rule(line):
+    assert count_sentences(line) == _reference_sentences(line)
 
 
 # --- Gopher quality -----------------------------------------------------------------------------

@@ -27,7 +27,12 @@ from typing import Any
 from ouroboros.schemas.record import QUALITY_SIGNALS
 from ouroboros.transforms.base import StrictModel
 from ouroboros.transforms.quality_c4 import C4Config, c4_reasons, c4_signals
-from ouroboros.transforms.quality_fineweb import FineWebConfig, fineweb_reasons, fineweb_signals
+from ouroboros.transforms.quality_fineweb import (
+    FineWebConfig,
+    fineweb_reasons,
+    fineweb_signals,
+    non_blank_lines,
+)
 from ouroboros.transforms.quality_gopher import (
     GOPHER_STOP_WORDS_EN,
     GopherQualityConfig,
@@ -37,6 +42,7 @@ from ouroboros.transforms.quality_gopher import (
     gopher_repetition_reasons,
     gopher_repetition_signals,
     split_words,
+    word_ids,
 )
 from pydantic import Field
 
@@ -83,16 +89,21 @@ def quality_signals_and_reasons(text: str, language: str | None,
     """All enabled rule families over one text: (signals keyed by QUALITY_SIGNALS, failing rules)."""
     lang = (language or cfg.default_language) if cfg.language_aware else "en"
     spaced = lang not in NO_SPACE_LANGUAGES
+    # The structures several families need, computed once: words and their numbers, lines.
     words = split_words(text)
+    ids = word_ids(words)
+    line_parts = text.split("\n")
+    lines = non_blank_lines(line_parts)
+    all_lines = text.splitlines()  # Gopher's and C4's lines (every line break, blank lines too)
     signals: dict[str, float | None] = dict.fromkeys(SIGNAL_NAMES)
     signals["n_chars"] = float(len(text))
-    signals["n_lines"] = float(sum(1 for line in text.split("\n") if line.strip()))
+    signals["n_lines"] = float(len(lines))
     reasons: list[str] = []
 
     gq = cfg.gopher_quality
     if gq.enabled:
         stops = stop_words_for(lang, cfg.stop_words_per_language)
-        s = gopher_quality_signals(text, words, stops)
+        s = gopher_quality_signals(text, words, stops, ids=ids, lines=all_lines)
         skip = () if spaced else ("n_words", "mean_word_length", "alpha_words_ratio",
                                   "stop_words_count")
         for key in skip:
@@ -101,29 +112,31 @@ def quality_signals_and_reasons(text: str, language: str | None,
         reasons += gopher_quality_reasons(s, gq, skip=skip)
     gr = cfg.gopher_repetition
     if gr.enabled:
-        s = gopher_repetition_signals(text, words, ngrams=spaced)
+        s = gopher_repetition_signals(text, words, ngrams=spaced, ids=ids,
+                                      line_parts=line_parts)
         signals.update(s)
         reasons += gopher_repetition_reasons(s, gr)
     c4 = cfg.c4
     if c4.enabled and (not c4.languages or lang in c4.languages):
-        s = c4_signals(text, c4)
+        s = c4_signals(text, c4, lines=all_lines)
         signals.update(s)
         reasons += c4_reasons(s, c4)
     fw = cfg.fineweb
     if fw.enabled:
-        s = fineweb_signals(text, len(words) if spaced else None, fw)
+        s = fineweb_signals(text, len(words) if spaced else None, fw, lines=lines)
         signals.update(s)
         reasons += fineweb_reasons(s, fw)
     return signals, reasons
 
 
 def clear_caches() -> None:
-    """Forget the per-chunk and per-word caches (a fresh worker's state; used by the benchmark)."""
+    """Forget the per-chunk and per-word caches (a fresh worker's state; used by the benchmark).
+    The word table is per thread: this clears the calling thread's."""
     from ouroboros.transforms import quality_c4, quality_gopher, quality_words
 
     quality_words._CACHE.clear()
-    quality_gopher._WORD_FLAGS.clear()
-    quality_c4._STEPS.clear()
+    quality_gopher._table().clear()
+    quality_c4._CLASSES.clear()
 
 
 class Quality:

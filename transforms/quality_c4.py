@@ -21,7 +21,7 @@ from typing import Any
 
 from ouroboros.transforms.base import StrictModel
 from ouroboros.transforms.quality_gopher import TERMINAL_PUNCTUATION, _fmt
-from ouroboros.transforms.quality_words import tokenize_chunk, trim_cache
+from ouroboros.transforms.quality_words import _char_class, tokenize_chunk, trim_cache
 from pydantic import Field
 
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
@@ -61,6 +61,7 @@ _NOT_SENTENCIZER_PUNCT = frozenset(
     "\U00016d6f\U00016e98")
 SENTENCE_END = TERMINAL_PUNCTUATION - _NOT_SENTENCIZER_PUNCT
 _WHITESPACE_RUN = re.compile(r"(\s+)")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]").search  # beyond the Basic Multilingual Plane
 
 
 @lru_cache(maxsize=4096)
@@ -74,80 +75,109 @@ def count_sentences(line: str) -> int:
     A new sentence starts at the first token after a sentence-final mark that is not itself
     punctuation. As in spaCy, whitespace at the start of the line and a run of whitespace other
     than one plain space between chunks are tokens too (citation removal can leave both).
+    Each chunk is reduced once to a short string of token classes (see ``_Classes``); the line's
+    sentences are then one plus the times a mark ("E") is followed by a non-punctuation token ("W").
     """
     if not line:
         return 0
-    if line.isprintable() and "  " not in line and line[0] != " " and line[-1] != " ":
-        pieces = line.split(" ")  # the common case: chunks separated by one plain space
-    else:
-        parts = _WHITESPACE_RUN.split(line)
-        # a leading whitespace run is a token; a later one is unless it is one plain space
-        pieces = [p for k, p in enumerate(parts) if p and (p != " " or (k == 1 and not parts[0]))]
-    count = 1
-    seen_end = False
-    steps = _STEPS
-    for piece in pieces:
-        step = steps.get(piece)
-        if step is None:
-            step = _sentence_step(piece)
-        if seen_end:
-            count += step[2]
-            seen_end = step[3]
+    # the common case: chunks separated by one plain space, all in the Basic Multilingual Plane
+    if (line.isprintable() and "  " not in line and line[0] != " " and line[-1] != " "
+            and (line.isascii() or not _ASTRAL(line))):
+        return 1 + _spaced_line_classes(line).count("EW")
+    parts = _WHITESPACE_RUN.split(line)
+    # a leading whitespace run is a token; a later one is unless it is one plain space
+    pieces = [p for k, p in enumerate(parts) if p and (p != " " or (k == 1 and not parts[0]))]
+    return 1 + "".join(map(_CLASSES.__getitem__, pieces)).count("EW")
+
+
+def _spaced_line_classes(line: str) -> str:
+    """The token classes of a line of chunks separated by single spaces, looking only at the chunks
+    that hold a sentence-final mark: the chunks between two of them are "W" together if one of them
+    has a character that is not punctuation, else nothing."""
+    out: list[str] = []
+    pos = 0
+    find, rfind = line.find, line.rfind
+    has_word = _patterns_c4()["non_punct"].search
+    for m in _patterns_c4()["mark"].finditer(line):
+        i = m.start()
+        if i < pos:  # another mark of the chunk just handled
+            continue
+        start = rfind(" ", 0, i) + 1
+        end = find(" ", i)
+        if end < 0:
+            end = len(line)
+        if start > pos and has_word(line, pos, start):
+            out.append("W")
+        out.append(_CLASSES[line[start:end]])
+        pos = end
+    if pos < len(line) and has_word(line, pos):
+        out.append("W")
+    return "".join(out)
+
+
+@lru_cache(maxsize=1)
+def _patterns_c4() -> dict[str, re.Pattern]:
+    """A sentence-final mark; a character that is neither punctuation nor a space (built once).
+    Basic Multilingual Plane only: a class with higher code points makes ``re`` many times slower,
+    so a line with such a character takes the general path."""
+    bmp = range(0x10000)
+    punct = [c for c in bmp if unicodedata.category(chr(c)).startswith("P")]
+    marks = sorted(c for c in map(ord, SENTENCE_END) if c in bmp)
+    return {"mark": re.compile(f"[{_char_class(marks)}]"),
+            "non_punct": re.compile(f"[^ {_char_class(punct)}]")}
+
+
+class _Classes(dict):
+    """Chunk (or whitespace token) -> its tokens' classes, punctuation left out: "E" a
+    sentence-final mark, "W" a token that is not punctuation; runs of one class are kept as one
+    letter ("EEW" and "EW" start the same one sentence). Filled on first sight of a chunk."""
+
+    limit = 200_000
+
+    def __missing__(self, piece: str) -> str:
+        if len(self) >= self.limit:
+            self.clear()
+        if piece.isalnum():  # the common case: a word (no mark is a letter or digit)
+            out = "W"
+        elif SENTENCE_END.isdisjoint(piece):  # no mark: one class unless all punctuation
+            out = "" if _is_punct(piece) else "W"
         else:
-            count += step[0]
-            seen_end = step[1]
-    return count
-
-
-_STEPS: dict[str, tuple[int, bool, int, bool]] = {}
-
-
-def _sentence_step(piece: str) -> tuple[int, bool, int, bool]:
-    """What one chunk (or whitespace token) does to the sentencizer, from either state:
-    (new sentences, ends on a mark) without and with a sentence-final mark before it."""
-    if len(_STEPS) >= 200_000:
-        _STEPS.clear()
-    trim_cache()
-    if SENTENCE_END.isdisjoint(piece):  # no mark: only the first non-punctuation token counts
-        if _is_punct(piece):  # all its tokens are punctuation: the state passes through
-            out = _STEPS[piece] = (0, False, 0, True)
-        else:  # a token with a non-punctuation character starts a sentence after a mark
-            out = _STEPS[piece] = (0, False, 1, False)
+            trim_cache()
+            tokens = (piece,) if piece[0].isspace() else tokenize_chunk(piece)
+            out = ""
+            for tok in tokens:
+                cls = "E" if tok in SENTENCE_END else "" if _is_punct(tok) else "W"
+                if cls and not out.endswith(cls):
+                    out += cls
+        self[piece] = out
         return out
-    tokens = (piece,) if piece[0].isspace() else tokenize_chunk(piece)
-    step: list[int | bool] = []
-    for seen_end in (False, True):
-        new = 0
-        for tok in tokens:
-            if tok in SENTENCE_END:
-                seen_end = True
-            elif seen_end and not _is_punct(tok):
-                new += 1
-                seen_end = False
-        step += [new, seen_end]
-    out = _STEPS[piece] = (int(step[0]), bool(step[1]), int(step[2]), bool(step[3]))
-    return out
 
 
-def c4_signals(text: str, cfg: C4Config) -> dict[str, float]:
-    """C4 signal values: sentences in kept lines, share of lines removed, page-level flags."""
-    sentences = removed = total = 0
+_CLASSES = _Classes()
+
+
+def c4_signals(text: str, cfg: C4Config, *, lines: list[str] | None = None) -> dict[str, float]:
+    """C4 signal values: sentences in kept lines, share of lines removed, page-level flags.
+
+    ``lines`` (``text.splitlines()``) may be passed in when the caller already has them.
+    """
+    sentences = removed = 0
     lorem = curly = False
     end = tuple(cfg.end_punctuation)
-    for raw in text.splitlines():
-        line = raw.strip()
-        total += 1
-        words = line.split()
-        if (cfg.max_word_length is not None and len(line) > cfg.max_word_length
-                and max(map(len, words)) > cfg.max_word_length):
-            removed += 1
-            continue
-        if cfg.remove_citations:
+    if lines is None:
+        lines = text.splitlines()
+    max_word, min_words = cfg.max_word_length, cfg.min_words_per_line
+    for raw in lines:
+        stripped = line = raw.strip()
+        # the three line-removal rules below have no other effect, so the cheapest goes first
+        if cfg.remove_citations and "[" in line:
             line = CITATION.sub("", line)
         if not line.endswith(end) or line.endswith("..."):
             removed += 1
             continue
-        if len(words) < cfg.min_words_per_line:
+        words = stripped.split()  # the word rules look at the line before citation removal
+        if len(words) < min_words or (max_word is not None and len(stripped) > max_word
+                                      and max(map(len, words)) > max_word):
             removed += 1
             continue
         low = line.lower()
@@ -170,7 +200,7 @@ def c4_signals(text: str, cfg: C4Config) -> dict[str, float]:
         sentences += count_sentences(line)
     return {
         "c4_sentences": float(sentences),
-        "c4_lines_removed_ratio": removed / total if total else 0.0,
+        "c4_lines_removed_ratio": removed / len(lines) if lines else 0.0,
         "c4_lorem_ipsum": float(lorem),
         "c4_curly_bracket": float(curly),
     }

@@ -12,6 +12,7 @@ Sentence_Terminal mark) except the newline-per-word ratio, which needs words sep
 
 from __future__ import annotations
 
+from itertools import compress
 from typing import Any
 
 from ouroboros.transforms.base import StrictModel
@@ -34,9 +35,14 @@ class FineWebConfig(StrictModel):
     new_line_ratio: float | None = Field(0.3, description="newlines per word above this: drop")
 
 
-def fineweb_signals(text: str, n_words: int | None, cfg: FineWebConfig) -> dict[str, float | None]:
-    """FineWeb signal values; ``n_words`` is all tokens (None leaves list_ratio null)."""
-    lines = [line for line in text.split("\n") if line.strip()]
+def fineweb_signals(text: str, n_words: int | None, cfg: FineWebConfig, *,
+                    lines: list[str] | None = None) -> dict[str, float | None]:
+    """FineWeb signal values; ``n_words`` is all tokens (None leaves list_ratio null).
+
+    ``lines`` (``non_blank_lines(text)``) may be passed in when the caller already has them.
+    """
+    if lines is None:
+        lines = non_blank_lines(text.split("\n"))
     if not lines:
         return {}
     n = len(lines)
@@ -48,6 +54,11 @@ def fineweb_signals(text: str, n_words: int | None, cfg: FineWebConfig) -> dict[
         "dup_line_char_ratio_fw": find_duplicates(lines)[1] / chars if chars else 0.0,
         "list_ratio": text.count("\n") / n_words if n_words else None,
     }
+
+
+def non_blank_lines(parts: list[str]) -> list[str]:
+    """The pieces of ``text.split("\\n")`` that hold more than whitespace (FineWeb's lines)."""
+    return list(compress(parts, map(str.strip, parts)))
 
 
 def fineweb_reasons(s: dict[str, Any], cfg: FineWebConfig) -> list[str]:

@@ -10,13 +10,15 @@ tokenizer (which datatrove's Gopher filters use), so that the counts, and the de
 
 from __future__ import annotations
 
+import operator
 import re
+import threading
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import accumulate, compress, count, repeat
-from operator import add, mul
+from collections.abc import Iterable
+from itertools import compress
 from typing import Any
 
+import numpy as np
 from ouroboros.transforms.base import StrictModel
 from ouroboros.transforms.quality_words import split_words  # noqa: F401  (re-exported)
 from pydantic import Field
@@ -51,6 +53,7 @@ TERMINAL_PUNCTUATION = frozenset(
     "\U00016b37\U00016b38\U00016b44\U00016d6e\U00016d6f\U00016e98\U0001bc9f\U0001da88")
 TERMINAL_PUNCTUATION_TUPLE = tuple(TERMINAL_PUNCTUATION)
 PUNCTUATION_SET = frozenset(PUNCTUATION) | TERMINAL_PUNCTUATION
+PUNCTUATION_CHARS = "".join(sorted(PUNCTUATION_SET))
 
 def is_symbol(word: str) -> bool:
     return all(ch in PUNCTUATION_SET for ch in word)
@@ -84,18 +87,23 @@ class GopherQualityConfig(StrictModel):
         2, description="fewer distinct stop words of the document's language than this: drop")
 
 
-def gopher_quality_signals(text: str, words: list[str],
-                           stop_words: frozenset[str] | None) -> dict[str, float | None]:
-    """Gopher quality signal values; ``stop_words=None`` leaves the stop-word count out (null)."""
+def gopher_quality_signals(text: str, words: list[str], stop_words: frozenset[str] | None,
+                           *, ids: np.ndarray | None = None,
+                           lines: list[str] | None = None) -> dict[str, float | None]:
+    """Gopher quality signal values; ``stop_words=None`` leaves the stop-word count out (null).
+
+    ``ids`` (``word_ids(words)``) and ``lines`` (``text.splitlines()``) may be passed in when the
+    caller already has them, so that the rule families share one pass over the document.
+    """
     n_words = len(words)
-    flags = _WORD_FLAGS
-    if len(flags) >= 200_000:
-        flags.clear()
-    for word in set(words).difference(flags):
-        _add_word_flags(word)
-    packed = sum(map(flags.__getitem__, words))
-    real_chars, n_real, n_alpha = packed >> 96, (packed >> 48) & _FIELD, packed & _FIELD
-    lines = text.splitlines()
+    if ids is None:
+        ids = word_ids(words)
+    table = _table()
+    real_chars = int(table.real_len[ids].sum())
+    n_real = int(table.real[ids].sum())
+    n_alpha = int(table.alpha[ids].sum())
+    if lines is None:
+        lines = text.splitlines()
     n_lines = len(lines)
     signals: dict[str, float | None] = {
         "n_words": float(n_real),
@@ -113,20 +121,69 @@ def gopher_quality_signals(text: str, words: list[str],
     return signals
 
 
-# Per distinct word, three counts packed in one integer so that one C-level sum() over a document's
-# words adds them all: (characters if not a symbol) << 96 | (1 if not a symbol) << 48 | (1 if it
-# has a letter). A field holds up to 2**48 - 1, far above any document's word count.
-_WORD_FLAGS: dict[str, int] = {}
-_FIELD = (1 << 48) - 1
+class _WordTable:
+    """Words seen by this worker, numbered, with per-number arrays of what the rules need of a
+    word: its length, its length if it is not a symbol, whether it is not a symbol, whether it has
+    a letter. A document's words become one integer array (``word_ids``) that the Gopher quality
+    sums and the repetition n-gram keys both use, so each distinct word is examined once."""
+
+    limit = 200_000  # words (then the table starts again; no id outlives one document)
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self._grow(1024)
+
+    def _grow(self, size: int) -> None:
+        old = getattr(self, "length", None)
+        arrays = [np.zeros(size, dtype=np.int64) for _ in range(4)]
+        if old is not None:
+            for new, cur in zip(arrays, (self.length, self.real_len, self.real, self.alpha)):
+                new[:len(cur)] = cur
+        self.length, self.real_len, self.real, self.alpha = arrays
+
+    def clear(self) -> None:
+        self.ids.clear()
+
+    def add(self, new: list[str]) -> None:
+        start = len(self.ids)
+        end = start + len(new)
+        if end > len(self.length):
+            self._grow(max(2 * len(self.length), end))
+        self.ids.update(zip(new, range(start, end)))
+        lengths = list(map(len, new))
+        self.length[start:end] = lengths
+        letters = list(map(str.isalpha, new))  # most words: letters only, so real and alphabetic
+        real, alpha = letters[:], letters[:]
+        for k in compress(range(len(new)), map(operator.not_, letters)):
+            word = new[k]
+            real[k] = bool(word.strip(PUNCTUATION_CHARS))  # not only punctuation: not a symbol
+            alpha[k] = any(map(str.isalpha, word))
+        self.real[start:end] = real
+        self.alpha[start:end] = alpha
+        self.real_len[start:end] = self.length[start:end] * self.real[start:end]
 
 
-def _add_word_flags(word: str) -> None:
-    if word.isalpha():
-        _WORD_FLAGS[word] = len(word) << 96 | 1 << 48 | 1
-        return
-    real = not is_symbol(word)
-    _WORD_FLAGS[word] = ((len(word) << 96 | 1 << 48) if real else 0) | any(
-        c.isalpha() for c in word)
+_LOCAL = threading.local()  # a table per thread: Beam may run bundles on threads of one process
+
+
+def _table() -> _WordTable:
+    table = getattr(_LOCAL, "table", None)
+    if table is None:
+        table = _LOCAL.table = _WordTable()
+    return table
+
+
+def word_ids(words: list[str]) -> np.ndarray:
+    """The words' numbers in this worker's word table (new words are added). Valid until the next
+    call, which may start the table again: compute them once per document and pass them on."""
+    table = _table()
+    known = table.ids
+    if len(known) >= table.limit:
+        known.clear()
+    new = set(words).difference(known)
+    if new:
+        table.add(list(new))
+    return np.fromiter(map(known.__getitem__, words), dtype=np.int64, count=len(words))
 
 
 def gopher_quality_reasons(s: dict[str, Any], cfg: GopherQualityConfig,
@@ -211,74 +268,148 @@ def find_duplicates(items: list[str]) -> tuple[int, int]:
     return dup, dup_chars
 
 
-def _ngram_levels(words: list[str]
-                  ) -> Iterator[tuple[int, Sequence[int], list[int], Counter]]:
-    """(n, positions, their n-gram keys, key counts) for n = 2, 3, ... while some n-gram repeats.
+def _ngram_signals(ids: np.ndarray, lengths: np.ndarray, n_chars: int,
+                   out: dict[str, float | None]) -> None:
+    """The top and duplicated word n-gram signals, into ``out`` (which holds their no-repeat values).
 
-    Equal n-grams get equal integer keys: a word is numbered by its first occurrence and an
-    n-gram is the base-(number of words + 1) number of its words' numbers, so counting and
-    comparing hashes integers and builds no strings or tuples. Bigrams are given at every
-    position; from trigrams on only at the positions where the n-gram could repeat (the two
-    (n-1)-grams it starts with and ends with both repeat), which are few in most documents but
-    hold every occurrence of every repeated n-gram. The loops are map/compress chains (C speed).
+    Equal n-grams get equal integer keys: a bigram is ``id * V + next id`` (V above every word
+    number), an n-gram is ``(n-1)-gram group * V + its last word``, where the group numbers the
+    distinct (n-1)-grams. Grouping is one stable sort per n (numpy), so the first occurrence of each
+    n-gram is known. Bigrams are taken at every position; from trigrams on only at the positions
+    where the n-gram could repeat (the two (n-1)-grams it starts and ends with both repeat), which
+    are few in most documents but hold every occurrence of every repeated n-gram.
     """
-    ids = list(map({}.setdefault, words, count()))
-    if len(ids) < 2:
-        return
-    base = len(ids) + 1
+    n_words = len(ids)
+    v = int(ids.max()) + 1
+    cum = np.zeros(n_words + 1, dtype=np.int64)
+    np.cumsum(lengths, out=cum[1:])
+    pos: np.ndarray | None = None  # the positions of this level's keys; None: every position
+    keys = ids[:-1] * v + ids[1:]
     n = 2
-    keys = list(map(add, map(mul, ids, repeat(base)), ids[1:]))
-    positions: Sequence[int] = range(len(keys))
+    last = max(DUP_NGRAM_SIGNALS)
     while True:
-        counts = Counter(keys)
-        yield n, positions, keys, counts
-        repeated = {k for k, c in counts.items() if c > 1}
-        if not repeated:  # no n-gram repeats: no longer one does
+        size = len(keys)
+        if size < _SMALL_LEVEL:  # a few keys: plain Python is faster than numpy's per-call cost
+            _small_ngram_levels(n, keys.tolist(), list(range(size)) if pos is None else pos.tolist(),
+                                ids, cum, v, n_chars, out)
             return
-        keep = list(map(repeated.__contains__, keys))
-        rep_positions = list(compress(positions, keep))
-        key_at = dict(zip(rep_positions, compress(keys, keep)))
+        order = np.argsort(keys, kind="stable")  # equal keys keep their positions' order
+        sorted_keys = keys[order]
+        start = np.empty(size, dtype=bool)  # in sorted order: the first of a group of equal keys
+        start[0] = True
+        np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=start[1:])
+        starts = np.flatnonzero(start)
+        if n in TOP_NGRAM_SIGNALS:
+            times = np.empty(len(starts), dtype=np.int64)  # each group's size
+            np.subtract(starts[1:], starts[:-1], out=times[:-1])
+            times[-1] = size - starts[-1]
+            most = int(times.max())
+            if most > 1:  # the most frequent n-gram; the first seen wins ties, as in datatrove
+                j = int(order[starts[times == most]].min())
+                i = j if pos is None else int(pos[j])
+                out[TOP_NGRAM_SIGNALS[n]] = (int(cum[i + n] - cum[i]) + n - 1) * most / n_chars
+        group = np.cumsum(start) - 1  # in sorted order: the group's number
+        if n in DUP_NGRAM_SIGNALS:
+            first = np.empty(size, dtype=np.int64)  # by position: where its n-gram first occurs
+            first[order] = order[starts][group]
+            later = np.flatnonzero(first != np.arange(size))
+            at, first_at = (later, first[later]) if pos is None else (pos[later], pos[first[later]])
+            chars = cum[at + n] - cum[at]
+            out[DUP_NGRAM_SIGNALS[n]] = _dup_ngram_chars(
+                at.tolist(), first_at.tolist(), chars.tolist(), n, n_words) / n_chars
+        if n >= last:
+            return
+        # repeated: not alone in its group (neither the group's start followed by another start)
+        repeated_sorted = np.empty(size, dtype=bool)
+        np.logical_and(start[:-1], start[1:], out=repeated_sorted[:-1])
+        repeated_sorted[-1] = start[-1]
+        np.logical_not(repeated_sorted, out=repeated_sorted)
+        if not repeated_sorted.any():  # no n-gram repeats: no longer one does
+            return
+        width = n_words - n + 1
+        repeated = np.zeros(width, dtype=bool)
+        label = np.zeros(width, dtype=np.int64)
+        at = order if pos is None else pos[order]
+        repeated[at] = repeated_sorted
+        label[at] = group
+        # an (n+1)-gram at i can repeat only if the n-grams at i and i + 1 both do
+        pos = np.flatnonzero(repeated[:-1] & repeated[1:])
+        if not len(pos):
+            return
         n += 1
-        # an n-gram at i can repeat only if the (n-1)-grams at i and i + 1 both do
-        positions = list(compress(rep_positions,
-                                  map(key_at.__contains__, map(add, rep_positions, repeat(1)))))
-        if not positions:
+        keys = label[pos] * v + ids[pos + n - 1]
+
+
+_SMALL_LEVEL = 64  # keys
+
+
+def _small_ngram_levels(n: int, keys: list[int], pos: list[int], ids: np.ndarray, cum: np.ndarray,
+                        v: int, n_chars: int, out: dict[str, float | None]) -> None:
+    """``_ngram_signals`` from level ``n`` on, in plain Python, for a level with few keys.
+
+    Same keys and same rules; an n-gram's group is named by its first position."""
+    last = max(DUP_NGRAM_SIGNALS)
+    n_words = len(ids)
+    while True:
+        first: dict[int, int] = {}
+        firsts = list(map(first.setdefault, keys, pos))  # where each position's n-gram first occurs
+        counts = Counter(keys)
+        if n in TOP_NGRAM_SIGNALS:
+            key, most = counts.most_common(1)[0]  # the first seen wins ties, as in datatrove
+            if most > 1:
+                i = first[key]
+                out[TOP_NGRAM_SIGNALS[n]] = (int(cum[i + n] - cum[i]) + n - 1) * most / n_chars
+        if n in DUP_NGRAM_SIGNALS:
+            later = [k for k, (p, f) in enumerate(zip(pos, firsts)) if p != f]
+            at = [pos[k] for k in later]
+            out[DUP_NGRAM_SIGNALS[n]] = _dup_ngram_chars(
+                at, [firsts[k] for k in later], [int(cum[p + n] - cum[p]) for p in at], n,
+                n_words) / n_chars
+        if n >= last:
             return
-        heads = map(mul, map(key_at.__getitem__, positions), repeat(base))
-        tails = map(ids.__getitem__, map(add, positions, repeat(n - 1)))
-        keys = list(map(add, heads, tails))
+        label = {p: f for p, f, k in zip(pos, firsts, keys) if counts[k] > 1}  # repeated ones
+        n += 1
+        pos = [p for p in label if p + 1 in label]
+        if not pos:
+            return
+        keys = [label[p] * v + int(ids[p + n - 1]) for p in pos]
 
 
-def _dup_ngram_chars(positions: Sequence[int], keys: list[int], cum: list[int], n: int) -> int:
+def _dup_ngram_chars(later: list[int], first: list[int], chars: list[int], n: int,
+                     n_words: int) -> int:
     """Characters in duplicated n-grams: scan left to right, skipping past each repeat.
 
     The scan (Rae et al.; datatrove's ``find_all_duplicate``) visits n-gram i; if it was visited
     before it counts its characters and jumps to i + n, else it remembers it and goes to i + 1.
-    Only the positions whose n-gram occurred earlier can count, so only those are walked here;
+    Only the positions whose n-gram occurred earlier (``later``, ascending, with the first
+    occurrence of their n-gram and their characters) can count, so only those are walked here;
     one counts when an earlier occurrence of its n-gram was visited, not jumped over.
-    ``positions`` must hold every occurrence of every n-gram that occurs more than once.
     """
-    first: dict[int, int] = {}
-    later = [(i, k, f) for i, k in zip(positions, keys) if (f := first.setdefault(k, i)) != i]
     total = next_visit = 0
-    jumped: set[int] = set()
-    remembered: set[int] = set()  # n-grams first visited at a repeat position
-    for i, key, first_pos in later:
+    jumped = bytearray(n_words)
+    fill = b"\x01" * (n - 1)
+    remembered: set[int] = set()  # n-grams (by first position) first visited at a repeat position
+    for i, first_pos, c in zip(later, first, chars):
         if i < next_visit:
             continue
-        if first_pos not in jumped or key in remembered:
-            total += cum[i + n] - cum[i]
-            jumped.update(range(i + 1, i + n))
+        if not jumped[first_pos] or first_pos in remembered:
+            total += c
+            jumped[i + 1:i + n] = fill
             next_visit = i + n
         else:
-            remembered.add(key)
+            remembered.add(first_pos)
             next_visit = i + 1
     return total
 
 
-def gopher_repetition_signals(text: str, words: list[str],
-                              ngrams: bool = True) -> dict[str, float | None]:
-    """Gopher repetition signal values; ``ngrams=False`` leaves the word n-gram ones null."""
+def gopher_repetition_signals(text: str, words: list[str], ngrams: bool = True, *,
+                              ids: np.ndarray | None = None,
+                              line_parts: list[str] | None = None) -> dict[str, float | None]:
+    """Gopher repetition signal values; ``ngrams=False`` leaves the word n-gram ones null.
+
+    ``ids`` (``word_ids(words)``) and ``line_parts`` (``text.split("\\n")``) may be passed in when
+    the caller already has them.
+    """
     out: dict[str, float | None] = {}
     n_chars = len(text)
     if not n_chars:
@@ -287,28 +418,25 @@ def gopher_repetition_signals(text: str, words: list[str],
     dup, dup_chars = find_duplicates(paragraphs)
     out["dup_para_frac"] = dup / len(paragraphs)
     out["dup_para_char_frac"] = dup_chars / n_chars
-    lines = _LINE_BREAK.split(text)
+    if line_parts is None:
+        line_parts = text.split("\n")
+    # the pieces between runs of newlines: empty ones only at either end, as re.split(r"\n+")
+    lines = ([line_parts[0], *filter(None, line_parts[1:-1]), line_parts[-1]]
+             if len(line_parts) > 1 else line_parts)
     dup, dup_chars = find_duplicates(lines)
     out["dup_line_frac"] = dup / len(lines)
     out["dup_line_char_frac"] = dup_chars / n_chars
     if not ngrams:
         return out
     n_words = len(words)
-    cum = list(accumulate(map(len, words), initial=0))
     # With no repeated n-gram, the "most frequent" one is the first (ties go to the first seen).
     for n, name in TOP_NGRAM_SIGNALS.items():
-        out[name] = (cum[n] + n - 1) / n_chars if n_words >= n else None
+        out[name] = (sum(map(len, words[:n])) + n - 1) / n_chars if n_words >= n else None
     out.update(dict.fromkeys(DUP_NGRAM_SIGNALS.values(), 0.0))
-    for n, positions, keys, counts in _ngram_levels(words):
-        if n in TOP_NGRAM_SIGNALS:
-            key, times = counts.most_common(1)[0]  # first seen wins ties, as in datatrove
-            if times > 1:
-                i = positions[keys.index(key)]
-                out[TOP_NGRAM_SIGNALS[n]] = (cum[i + n] - cum[i] + n - 1) * times / n_chars
-        if n in DUP_NGRAM_SIGNALS:
-            out[DUP_NGRAM_SIGNALS[n]] = _dup_ngram_chars(positions, keys, cum, n) / n_chars
-        if n >= max(DUP_NGRAM_SIGNALS):
-            break
+    if n_words >= 2:
+        if ids is None:
+            ids = word_ids(words)
+        _ngram_signals(ids, _table().length[ids], n_chars, out)
     return out
 
 

@@ -268,7 +268,9 @@ def _split_chunk(chunk: str, specials: dict[str, tuple[str, ...]]) -> list[str]:
         rest = s[pre:]
         suf = 0
         if rest and (rest[-1] in suffix_ends or has_digit(rest)):
-            m = suffix_search(rest)
+            # The longest suffix wins; only a run of periods can be longer than _SUFFIX_WINDOW, so
+            # the search starts near the end (lookbehinds still see the characters before it).
+            m = suffix_search(rest, 0 if rest.endswith("..") else len(rest) - _SUFFIX_WINDOW)
             suf = len(rest) - m.start() if m else 0
         if suf and s[:-suf] in specials:
             suffixes.append(s[-suf:])
@@ -347,8 +349,22 @@ _HAS_DIGIT = re.compile("[0-9]").search
 # prefix before one: a word with one of them at one end splits without the general loop, since no
 # other affix or infix can match inside a run of letters.
 _CLOSING = frozenset(",:;?!).")
+# After letters, the clitic suffix and nothing else applies (no other affix ends with a letter).
+_POSSESSIVE = frozenset(("'s", "'S", "’s", "’S"))
+# No suffix is longer than this (the units, e.g. "км/ч"), except a run of periods.
+_SUFFIX_WINDOW = 6
 _OPENING = frozenset("([{\"“„«‘'<")
-_CACHE: dict[str, tuple[str, ...]] = {}
+class _ChunkCache(dict):
+    """Chunk -> its tokens; a chunk seen for the first time is split on lookup."""
+
+    def __missing__(self, chunk: str) -> tuple[str, ...]:
+        if chunk.isalpha() and chunk not in exceptions():  # most new chunks: one word
+            self[chunk] = tokens = (chunk,)
+            return tokens
+        return tokenize_chunk(chunk)
+
+
+_CACHE = _ChunkCache()
 _CACHE_LIMIT = 200_000  # chunks (about 50 MB)
 
 
@@ -369,12 +385,15 @@ def tokenize_chunk(chunk: str) -> tuple[str, ...]:
         tokens = hit
     elif chunk.isalpha() or chunk.isdecimal():  # no affix or infix can apply
         tokens = (chunk,)
-    elif chunk[-1] in _CLOSING and chunk[:-1].isalpha():  # word, word) word? ... (fast path)
-        core = chunk[:-1]
+    elif chunk[-1] in _CLOSING and (chunk[:-1].isalpha() or chunk[:-1].isdecimal()):
+        core = chunk[:-1]  # word, word) word? 19, 2019! ... (fast path)
         if chunk[-1] == "." and not _patterns()["suffix"].search(chunk[-3:], len(chunk[-3:]) - 1):
             tokens = (chunk,)  # "A." keeps its period
         else:
             tokens = tuple(_merge_exceptions([*specials.get(core, (core,)), chunk[-1]]))
+    elif chunk[-2:] in _POSSESSIVE and chunk[:-2].isalpha():  # word's (fast path)
+        core = chunk[:-2]
+        tokens = tuple(_merge_exceptions([*specials.get(core, (core,)), chunk[-2:]]))
     elif chunk[0] in _OPENING and chunk[1:].isalpha():  # (word "word ... (fast path)
         core = chunk[1:]
         tokens = tuple(_merge_exceptions([chunk[0], *specials.get(core, (core,))]))
@@ -390,13 +409,5 @@ def tokenize_chunk(chunk: str) -> tuple[str, ...]:
 def split_words(text: str) -> list[str]:
     """Words and punctuation marks of ``text``, split as spaCy's English tokenizer splits them
     (datatrove's ``split_into_words``: whitespace is not a token)."""
-    chunks = text.split()
-    cache = _CACHE
     trim_cache()
-    specials = exceptions()
-    for chunk in set(chunks).difference(cache):
-        if chunk.isalpha() and chunk not in specials:  # most new chunks: one word
-            cache[chunk] = (chunk,)
-        else:
-            tokenize_chunk(chunk)
-    return list(chain.from_iterable(map(cache.__getitem__, chunks)))
+    return list(chain.from_iterable(map(_CACHE.__getitem__, text.split())))
