@@ -2,8 +2,9 @@
 
 Data: ``../shared/data/synthetic`` (DetectGPT human/machine pairs from five open generators on three
 domains, ZipPy's human and "unknown LLM" samples, GPT-3 175B samples). For every fold we train our
-scorer (``fit_detector``: fastText + phrase books + combiner, calibrated on its own inner folds)
-on everything except the held-out generator (or domain), and score the held-out texts. ZipPy
+scorer (``fit_detector``: fastText + the signals in ``SIGNAL_NAMES`` + combiner, calibrated on its
+own inner folds) on everything except the held-out generator (or domain), and score the held-out
+texts. ZipPy
 (``thinkst-zippy`` from PyPI, its own venv, zero-shot, LZMA with its shipped prelude) scores the
 same held-out texts. Both see the same whitespace-normalized text (layout differs between the human
 and machine files of the DetectGPT data and would otherwise give both away); ZipPy gets the first

@@ -20,9 +20,11 @@ from ouroboros.transforms.synthetic import (
 )
 from ouroboros.transforms.synthetic_features import (
     FEATURE_NAMES,
+    REPETITION_SIGNALS,
     compression,
     fasttext_line,
     feature_vector,
+    named_signals,
     normalize,
     phrase_book,
     stylometry,
@@ -33,6 +35,7 @@ from ouroboros.transforms.synthetic_train import (
     auroc,
     fasttext_logits,
     load_shared_synthetic,
+    signal_matrix,
     tpr_at_fpr,
     train_fasttext,
     train_synthetic,
@@ -217,6 +220,26 @@ def test_features_ignore_layout_and_respond_to_phrasing():
     st = stylometry(text, words(text))
     assert st["sentence_length_cv"] > 0.5 and 0 < st["type_token_ratio_100"] <= 1
     assert len(feature_vector(text, mdict, hdict)) == len(FEATURE_NAMES)
+
+
+def test_fast_repetition_signals_match_the_full_computation():
+    text = normalize("The cat sat on the mat. The cat sat on the mat again, and then the dog came by. "
+                     "Nobody expected what happened next in the quiet little town by the sea.")
+    full = {**stylometry(text, words(text)), **compression(text, b"", b"")}
+    fast = named_signals(text, REPETITION_SIGNALS)
+    assert fast == [full[name] for name in REPETITION_SIGNALS]
+    assert fast[REPETITION_SIGNALS.index("dup_3gram_frac")] > 0  # "the cat sat on the mat" twice
+
+
+def test_fasttext_logit_is_clipped_for_the_combiner(records):
+    scorer = DefaultSyntheticScorer()
+    scorer.load()
+    texts = [normalize(r["text"]) for r in records[:20]]
+    lines = [fasttext_line(t) for t in texts]
+    raw = fasttext_logits(scorer._ft, lines)
+    clipped = signal_matrix(scorer._ft, texts, lines, None, None, ("fasttext_logit",), 1.0)[:, 0]
+    assert np.abs(raw).max() > 1.0 and np.abs(clipped).max() == 1.0
+    assert np.array_equal(clipped, np.clip(raw, -1.0, 1.0))
 
 
 def test_metrics_behave():

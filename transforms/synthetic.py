@@ -11,8 +11,10 @@ document (stored, like every other signal, so the mixer can re-decide later) and
 - ``synthetic_model``: scorer name and version, so scores from different models are never mixed up.
 
 Scorers follow ``SyntheticScorer``; the default one (``DefaultSyntheticScorer``) combines a fastText
-n-gram classifier with compression and stylometric signals (``synthetic_features``) through a
-logistic combiner with isotonic calibration (``synthetic_train``). ``HFClassifierScorer`` plugs in any local
+n-gram classifier (its log-odds clipped, so it cannot overrule everything on text unlike its
+training data) with the signals ``combiner.json`` names from ``synthetic_features`` (by default the
+repetition and compressibility ones) through a logistic combiner with isotonic calibration
+(``synthetic_train``). ``HFClassifierScorer`` plugs in any local
 Hugging Face sequence classifier. Scorers load once per worker process through Beam's ``Shared``.
 """
 
@@ -31,13 +33,14 @@ from apache_beam.utils.shared import Shared
 from ouroboros.transforms.base import METRICS_NAMESPACE, StrictModel
 from ouroboros.transforms.synthetic_features import (
     ENGLISH_FUNCTION_WORDS,
+    REPETITION_SIGNALS,
     fasttext_line,
     function_word_rate,
     normalize,
     words,
     zipf_table,
 )
-from ouroboros.transforms.synthetic_train import MODEL_FILES, signal_matrix
+from ouroboros.transforms.synthetic_train import MODEL_FILES, PHRASE_BOOK_FILES, signal_matrix
 from pydantic import Field, model_validator
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "synthetic"
@@ -107,14 +110,19 @@ class DefaultSyntheticScorer:
         import fasttext
 
         digest = hashlib.sha256()
-        for name in MODEL_FILES:
-            digest.update((self.model_dir / name).read_bytes())
+        # Phrase books (present only when the combiner uses them) hash in their original place.
+        for name in ("classifier.ftz", *PHRASE_BOOK_FILES, *MODEL_FILES[1:]):
+            if name in MODEL_FILES or (self.model_dir / name).exists():
+                digest.update((self.model_dir / name).read_bytes())
         self.version = "1." + digest.hexdigest()[:12]
         self._ft = fasttext.load_model(str(self.model_dir / "classifier.ftz"))
-        zipf_table()  # the word-frequency table, loaded now rather than on the first document
-        self._machine = (self.model_dir / "phrases_machine.txt").read_bytes()
-        self._human = (self.model_dir / "phrases_human.txt").read_bytes()
         comb = json.loads((self.model_dir / "combiner.json").read_text(encoding="utf-8"))
+        self._signals = tuple(comb["signals"])
+        self._clip = comb.get("fasttext_logit_clip")  # absent in models trained before clipping
+        books = [self.model_dir / name for name in PHRASE_BOOK_FILES]
+        self._machine, self._human = (p.read_bytes() if p.exists() else None for p in books)
+        if not set(self._signals) <= {"fasttext_logit", *REPETITION_SIGNALS}:
+            zipf_table()  # the word-frequency table, loaded now rather than on the first document
         self._mean = np.asarray(comb["mean"])
         self._std = np.asarray(comb["std"])
         self._w = np.asarray(comb["weights"])
@@ -126,7 +134,7 @@ class DefaultSyntheticScorer:
             self.load()
         norm = [normalize(t) for t in texts]
         signals = signal_matrix(self._ft, norm, [fasttext_line(t) for t in norm],
-                                self._machine, self._human)
+                                self._machine, self._human, self._signals, self._clip)
         # Row-wise sums (not a matrix product) so a score never depends on its batch.
         logit = (((signals - self._mean) / self._std) * self._w).sum(axis=1) + self._bias
         return np.interp(logit, *self._iso).tolist()

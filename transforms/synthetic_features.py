@@ -13,6 +13,11 @@ one model's vocabulary:
 - *stylometry*: sentence-length burstiness, lexical diversity, repetition, punctuation habits and the
   rate of phrases that chat models over-use (Kobak et al. 2024, "Delving into ChatGPT usage").
 
+The default model's combiner uses only the repetition signals (:func:`repetition`,
+``REPETITION_SIGNALS``): on held-out generators and domains the word-frequency, function-word,
+punctuation and phrase-book signals flipped direction (``synthetic_train.SIGNAL_NAMES`` says why);
+they stay here for models trained on data where they hold.
+
 All functions take text already passed through :func:`normalize`, because whitespace layout is an
 artefact of how a corpus was stored (in the DetectGPT data every human text is one line and every
 machine text has paragraphs), not of who wrote it.
@@ -200,6 +205,47 @@ def feature_vector(text: str, machine_dict: bytes, human_dict: bytes) -> list[fl
     feats = stylometry(text, ws)
     feats.update(compression(text, machine_dict, human_dict))
     return [feats[name] for name in FEATURE_NAMES]
+
+
+def repetition(text: str, ws: list[str]) -> dict[str, float]:
+    """The repetition and compressibility signals alone (``REPETITION_SIGNALS``), cheaply.
+
+    These are the signals whose direction held on every held-out generator and domain of
+    ``bench/synthetic_eval.py`` (machine text repeats itself more: lower type-token and hapax
+    ratios, more repeated trigrams, better plain compression), including ChatGPT-style essays,
+    on which word-frequency and function-word signals flip sign relative to base-model text.
+    """
+    lower = [w.lower() for w in ws]
+    head = lower[:100]
+    head_counts = Counter(head)
+    trigrams = list(zip(lower, lower[1:], lower[2:]))
+    tri_counts = Counter(trigrams)
+    data = text.encode("utf-8")[:SELF_COMPRESSION_BYTES]
+    return {
+        "type_token_ratio_100": len(head_counts) / max(len(head), 1),
+        "hapax_ratio_100": sum(1 for c in head_counts.values() if c == 1) / max(len(head), 1),
+        "dup_3gram_frac": sum(c for c in tri_counts.values() if c > 1) / max(len(trigrams), 1),
+        "self_compression": _deflated_size(data, None) / max(len(data), 1),
+    }
+
+
+REPETITION_SIGNALS: tuple[str, ...] = (
+    "type_token_ratio_100", "hapax_ratio_100", "dup_3gram_frac", "self_compression",
+)
+PHRASE_BOOK_SIGNALS = frozenset({"compression_delta"})
+
+
+def named_signals(text: str, names: tuple[str, ...] | list[str], machine_dict: bytes | None = None,
+                  human_dict: bytes | None = None) -> list[float]:
+    """The hand-made signals ``names`` of a normalized text, computing only what they need."""
+    ws = words(text)
+    if set(names) <= set(REPETITION_SIGNALS):
+        feats = repetition(text, ws)
+    else:
+        feats = stylometry(text, ws)
+        if PHRASE_BOOK_SIGNALS & set(names) or "self_compression" in names:
+            feats.update(compression(text, machine_dict or b"", human_dict or b""))
+    return [feats[name] for name in names]
 
 
 def phrase_book(texts: list[str], max_bytes: int = 32768, n_range: tuple[int, int] = (2, 4),

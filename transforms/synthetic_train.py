@@ -21,7 +21,6 @@ import json
 import math
 import os
 import random
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -29,16 +28,31 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ouroboros.transforms.fasttext_train import train_supervised
 from ouroboros.transforms.synthetic_features import (
-    FEATURE_NAMES,
+    PHRASE_BOOK_SIGNALS,
+    REPETITION_SIGNALS,
     fasttext_line,
-    feature_vector,
+    named_signals,
     normalize,
     phrase_book,
 )
 
-MODEL_FILES = ("classifier.ftz", "phrases_machine.txt", "phrases_human.txt", "combiner.json")
-SIGNAL_NAMES = ("fasttext_logit",) + FEATURE_NAMES
+MODEL_FILES = ("classifier.ftz", "combiner.json")
+PHRASE_BOOK_FILES = ("phrases_machine.txt", "phrases_human.txt")
+# The combiner's inputs: the fastText logit plus only the signals whose direction held on every
+# held-out generator and domain (see ``REPETITION_SIGNALS``). The other signals of
+# ``synthetic_features.FEATURE_NAMES`` (word frequency, function words, punctuation, phrase-book
+# compression) flipped sign on ChatGPT-style essays and unseen domains (bench/synthetic_eval.py);
+# any of them can still be named here, and the scorer computes whatever ``combiner.json`` lists.
+SIGNAL_NAMES: tuple[str, ...] = ("fasttext_logit",) + REPETITION_SIGNALS
+# fastText's log-odds are clipped to +-3 (p = 0.95) before the combiner sees them: out of fold on
+# the generators it was trained on they are near-perfect, so an unclipped logit takes all the
+# weight, and on unseen generators and domains its confident errors (it memorises topic and corpus)
+# then override every other signal. Clipped, it ranks texts into confident groups and the
+# repetition signals order texts within them and outvote it near the boundary.
+FASTTEXT_LOGIT_CLIP = 3.0
 
 # fastText hyper-parameters. Word uni+bigrams, no character n-grams, many epochs: on held-out
 # generators (bench/synthetic_eval.py folds) this beat character n-grams (AUROC 0.995 vs 0.82 on
@@ -221,21 +235,10 @@ def expected_calibration_error(probs: Sequence[float], labels: Sequence[int], bi
 # ---------------------------------------------------------------- training
 
 
-_TRAIN_SCRIPT = """
-import json, sys
-import fasttext
-model = fasttext.train_supervised(input=sys.argv[1], **json.loads(sys.argv[3]))
-model.save_model(sys.argv[2])
-"""
-
-
 def train_fasttext(lines: list[str], labels: Sequence[int], seed: int, workdir: str):
-    """A fastText classifier, single-threaded and seeded, trained in a fresh process.
-
-    The fasttext-numpy2-wheel build raised "Encountered NaN" (PITFALLS) on most trainings inside a
-    long-lived process here but not in a fresh one, and never on shuffled data in a fresh one; so
-    rows are shuffled with the seed and each training runs in its own interpreter, retried unchanged.
-    """
+    """A fastText classifier, single-threaded and seeded, on seed-shuffled rows, trained in a fresh
+    interpreter (`transforms/fasttext_train.py`: in a long-lived process the binding gave different
+    models for one seed and "Encountered NaN")."""
     import fasttext
 
     path = os.path.join(workdir, f"train-{seed}-{len(lines)}.txt")
@@ -245,15 +248,8 @@ def train_fasttext(lines: list[str], labels: Sequence[int], seed: int, workdir: 
     random.Random(seed).shuffle(rows)
     with open(path, "w", encoding="utf-8") as fh:
         fh.writelines(rows)
-    params = json.dumps({**FASTTEXT_PARAMS, "seed": seed})
-    errors = []
-    for attempt in range(NAN_RETRIES):
-        proc = subprocess.run([sys.executable, "-c", _TRAIN_SCRIPT, path, out, params],
-                              capture_output=True, text=True, check=False)
-        if proc.returncode == 0:
-            return fasttext.load_model(out)
-        errors.append(f"attempt {attempt + 1}: {proc.stderr.strip().splitlines()[-1:]}")
-    raise RuntimeError("fastText training failed every time: " + "; ".join(errors))
+    train_supervised(path, out, {**FASTTEXT_PARAMS, "seed": seed}, retries=NAN_RETRIES)
+    return fasttext.load_model(out)
 
 
 def fasttext_logits(model, lines: list[str]) -> np.ndarray:
@@ -273,10 +269,19 @@ def build_phrase_books(texts: list[str], labels: Sequence[int]) -> tuple[bytes, 
     return phrase_book(machine), phrase_book(human)
 
 
-def signal_matrix(ft_model, texts: list[str], lines: list[str], machine_dict: bytes,
-                  human_dict: bytes) -> np.ndarray:
-    feats = np.array([feature_vector(t, machine_dict, human_dict) for t in texts], dtype=float)
-    return np.hstack([fasttext_logits(ft_model, lines)[:, None], feats])
+def signal_matrix(ft_model, texts: list[str], lines: list[str], machine_dict: bytes | None,
+                  human_dict: bytes | None, names: Sequence[str] = SIGNAL_NAMES,
+                  clip: float | None = FASTTEXT_LOGIT_CLIP) -> np.ndarray:
+    """The combiner's inputs for ``names`` (``fasttext_logit`` first when present)."""
+    hand = [n for n in names if n != "fasttext_logit"]
+    feats = np.array([named_signals(t, hand, machine_dict, human_dict) for t in texts],
+                     dtype=float).reshape(len(texts), len(hand))
+    if "fasttext_logit" not in names:
+        return feats
+    logit = fasttext_logits(ft_model, lines)
+    if clip is not None:
+        logit = np.clip(logit, -clip, clip)
+    return np.hstack([logit[:, None], feats])
 
 
 def _folds(groups: Sequence[str], k: int, seed: int) -> np.ndarray:
@@ -295,13 +300,15 @@ def fit_detector(records: list[dict[str, Any]], output_dir: str | Path, seed: in
         raise ValueError("training data needs both human (0) and machine (1) texts")
     fold = _folds([r.get("group") or _digest(t) for r, t in zip(records, texts)], folds, seed)
     oof = np.zeros((len(texts), len(SIGNAL_NAMES)))
+    books = bool(PHRASE_BOOK_SIGNALS & set(SIGNAL_NAMES))
     with tempfile.TemporaryDirectory() as work:
         for k in range(folds):
             tr = np.flatnonzero(fold != k)
             te = np.flatnonzero(fold == k)
             ft = train_fasttext([lines[i] for i in tr], y[tr], seed, work)
-            mdict, hdict = build_phrase_books([texts[i] for i in tr], y[tr])
-            oof[te] = signal_matrix(ft, [texts[i] for i in te], [lines[i] for i in te], mdict, hdict)
+            mdict, hdict = build_phrase_books([texts[i] for i in tr], y[tr]) if books else (None, None)
+            oof[te] = signal_matrix(ft, [texts[i] for i in te], [lines[i] for i in te], mdict, hdict,
+                                    SIGNAL_NAMES)
         mean, std = oof.mean(axis=0), oof.std(axis=0) + 1e-9
         z = (oof - mean) / std
         # Combiner cross-validated over the same folds -> out-of-fold logits to calibrate.
@@ -322,9 +329,12 @@ def fit_detector(records: list[dict[str, Any]], output_dir: str | Path, seed: in
         if quantize:
             ft.quantize(qnorm=True, retrain=False, cutoff=50_000, dsub=2)
         ft.save_model(str(output_dir / "classifier.ftz"))
-    mdict, hdict = build_phrase_books(texts, y)
-    (output_dir / "phrases_machine.txt").write_bytes(mdict)
-    (output_dir / "phrases_human.txt").write_bytes(hdict)
+    for name in PHRASE_BOOK_FILES:  # a stale phrase book must not change the model's version
+        (output_dir / name).unlink(missing_ok=True)
+    if books:
+        mdict, hdict = build_phrase_books(texts, y)
+        (output_dir / "phrases_machine.txt").write_bytes(mdict)
+        (output_dir / "phrases_human.txt").write_bytes(hdict)
     metrics = {
         "n_train": len(y), "n_machine": int(y.sum()), "n_human": int((1 - y).sum()),
         "folds": folds, "seed": seed,
@@ -337,7 +347,8 @@ def fit_detector(records: list[dict[str, Any]], output_dir: str | Path, seed: in
         "signals": list(SIGNAL_NAMES), "mean": mean.tolist(), "std": std.tolist(),
         "weights": weights[:-1].tolist(), "bias": float(weights[-1]),
         "isotonic_logit": iso_x.tolist(), "isotonic_prob": iso_y.tolist(),
-        "fasttext_params": FASTTEXT_PARAMS, "metrics": metrics,
+        "fasttext_params": FASTTEXT_PARAMS, "fasttext_logit_clip": FASTTEXT_LOGIT_CLIP,
+        "metrics": metrics,
     }
     (output_dir / "combiner.json").write_text(json.dumps(combiner, indent=1) + "\n", encoding="utf-8")
     return metrics
