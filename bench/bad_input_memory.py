@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _peer_env import peer_python  # noqa: E402
+from _peer_env import peer_python
 
 WEB = ROOT.parent / "shared" / "data" / "web"
 DATATROVE_REQUIREMENTS = ["datatrove[processing]", "spacy"]  # the same venv as the other benches

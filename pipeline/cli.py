@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 
-
 def _pipeline_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", "-i", action="append", required=True,
                         help="shard glob, path or directory (repeatable); gs:// and s3:// work "
@@ -55,7 +54,6 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
     """Validates everything, runs the pipeline to completion, returns the stats."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
-
     from ouroboros.pipeline.config import load_config
     from ouroboros.pipeline.graph import RunInfo, build_pipeline
     from ouroboros.pipeline.publish import staged_output
@@ -68,9 +66,8 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
     options = PipelineOptions(beam_args or [])
     # Written into OUT/.staging-<run_id>/ and renamed into place only after success: a crash never
     # leaves partial Parquet where a reader looks, and a rerun replaces instead of duplicating.
-    with staged_output(output, run.run_id) as target:
-        with beam.Pipeline(options=options) as p:
-            build_pipeline(p, shards, target, config, run, mode=mode, state=state)
+    with staged_output(output, run.run_id) as target, beam.Pipeline(options=options) as p:
+        build_pipeline(p, shards, target, config, run, mode=mode, state=state)
     result = p.result
     if state and mode == "run":
         commit_index(output, state, run.run_id)

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
-
 from ouroboros.transforms.base import StrictModel
 from ouroboros.transforms.exact_dedup import ExactDedupConfig
 from ouroboros.transforms.extract import ExtractConfig
@@ -27,6 +25,7 @@ from ouroboros.transforms.read import ReadConfig
 from ouroboros.transforms.sampling import SamplingConfig
 from ouroboros.transforms.synthetic import SyntheticConfig
 from ouroboros.transforms.topics import TopicConfig
+from pydantic import Field, ValidationError, model_validator
 
 
 class ConfigError(ValueError):

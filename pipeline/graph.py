@@ -16,14 +16,23 @@ import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-
-import ouroboros
 from ouroboros.pipeline.config import Config
 from ouroboros.pipeline.stats import WriteStats
-from ouroboros.schemas.record import (ERROR_SCHEMA, RECORD_SCHEMA, REJECTED_SCHEMA, SCHEMA_VERSION,
-                                      conform)
-from ouroboros.transforms.base import (ERRORS, KEPT, METRICS_NAMESPACE, REJECTED, ApplyStage,
-                                       error_record)
+from ouroboros.schemas.record import (
+    ERROR_SCHEMA,
+    RECORD_SCHEMA,
+    REJECTED_SCHEMA,
+    SCHEMA_VERSION,
+    conform,
+)
+from ouroboros.transforms.base import (
+    ERRORS,
+    KEPT,
+    METRICS_NAMESPACE,
+    REJECTED,
+    ApplyStage,
+    error_record,
+)
 from ouroboros.transforms.diversity import DiversityStats, StratumCounts
 from ouroboros.transforms.exact_dedup import ExactDedup
 from ouroboros.transforms.extract import Extract
@@ -36,6 +45,8 @@ from ouroboros.transforms.read import ReadConfig, detect_format, read_shard
 from ouroboros.transforms.sampling import StratifiedSample
 from ouroboros.transforms.synthetic import SyntheticScore
 from ouroboros.transforms.topics import AssignTopics
+
+import ouroboros
 
 SKIPPED = "skipped"
 INDEX_DIR = "minhash-index"

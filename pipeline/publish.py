@@ -18,9 +18,9 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 PARTS = ("curated", "rejected", "tagged", "errors", "minhash-index", "stats.json")
 STAGING_PREFIX = ".staging-"

@@ -42,10 +42,21 @@ import apache_beam as beam
 from apache_beam import DoFn, pvalue
 from apache_beam.internal import pickler
 from apache_beam.pipeline import AppliedPTransform, PipelineVisitor
-from apache_beam.runners.common import (DoFnContext, DoFnInvoker, DoFnSignature, Receiver,
-                                        _OutputHandler)
-from apache_beam.runners.dask.overrides import (_Create, _Flatten, _GroupByKeyOnly, _Read,
-                                                _Reshuffle, dask_overrides)
+from apache_beam.runners.common import (
+    DoFnContext,
+    DoFnInvoker,
+    DoFnSignature,
+    Receiver,
+    _OutputHandler,
+)
+from apache_beam.runners.dask.overrides import (
+    _Create,
+    _Flatten,
+    _GroupByKeyOnly,
+    _Read,
+    _Reshuffle,
+    dask_overrides,
+)
 from apache_beam.runners.runner import PipelineState
 from apache_beam.transforms.sideinputs import SideInputMap
 from apache_beam.transforms.window import GlobalWindow, TimestampedValue, WindowFn

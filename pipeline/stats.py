@@ -12,7 +12,6 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-
 from ouroboros.transforms.base import reason_key
 
 

@@ -14,7 +14,7 @@ def main() -> None:
     text = README.read_text()
     for name, table in (("columns", markdown_table()), ("signals", signals_table())):
         text = re.sub(rf"<!-- {name}:start -->.*?<!-- {name}:end -->",
-                      lambda _: f"<!-- {name}:start -->\n{table}\n<!-- {name}:end -->", text, flags=re.S)
+                      lambda _: f"<!-- {name}:start -->\n{table}\n<!-- {name}:end -->", text, flags=re.DOTALL)
     README.write_text(text)
 
 

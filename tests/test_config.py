@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from ouroboros.pipeline.cli import main
 from ouroboros.pipeline.config import Config, ConfigError, defaults_yaml, load_config, parse_config
 

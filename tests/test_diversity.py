@@ -29,7 +29,8 @@ from ouroboros.transforms.diversity import (
     words,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from tests.conftest import SHARED_DATA as DATA
+
 SENTENCES = DATA / "lid" / "sentences"
 
 

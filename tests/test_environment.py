@@ -6,6 +6,7 @@ import os
 import random
 
 from ouroboros.transforms.fasttext_train import train_supervised
+
 from tests.conftest import require_data
 
 

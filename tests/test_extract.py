@@ -6,14 +6,14 @@ import re
 from collections import Counter
 
 import pytest
-
 from ouroboros.transforms.extract import Extract, ExtractConfig, decode_html, extract_text, is_html
 from ouroboros.transforms.read import ReadConfig, read_shard
+
 from tests.conftest import require_data
 
 
 def _only_doc(name, fmt):
-    return [d for k, d in read_shard(str(require_data("web", name)), fmt, ReadConfig()) if k == "doc"][0]
+    return next(d for k, d in read_shard(str(require_data("web", name)), fmt, ReadConfig()) if k == "doc")
 
 
 def _tokens(text):

@@ -15,7 +15,6 @@ import zlib
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from ouroboros.transforms.extract import ExtractConfig, decode_html, extract_text, is_html
 from ouroboros.transforms.limits import binary_kind, bounded_lines, html_depth
 from ouroboros.transforms.normalize import exact_dedup_key, normalize_text

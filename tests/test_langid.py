@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-
 from ouroboros.transforms.langid import LangIdConfig, LanguageID, model_path
 from ouroboros.transforms.quality_model import QualityModel, QualityModelConfig, train_quality
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from tests.conftest import SHARED_DATA as DATA
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +23,8 @@ from ouroboros.transforms.minhash import (
 )
 from pydantic import ValidationError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from tests.conftest import SHARED_DATA as DATA
+
 WEB = DATA / "web" / "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
 
 

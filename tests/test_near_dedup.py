@@ -18,7 +18,8 @@ from ouroboros.transforms.minhash import MinHashConfig, jaccard, normalize, shin
 from ouroboros.transforms.near_dedup import NearDedup, _BucketEdges, rank_key
 from wordfreq import top_n_list
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from tests.conftest import SHARED_DATA as DATA
+
 WEB = DATA / "web" / "CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz"
 VOCAB = top_n_list("en", 5000)
 

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
-from ouroboros.transforms.normalize import Normalize, NormalizeConfig, exact_dedup_key, normalize_text
+from ouroboros.transforms.normalize import (
+    Normalize,
+    NormalizeConfig,
+    exact_dedup_key,
+    normalize_text,
+)
 
 
 def test_normalize_text_keeps_lines_and_collapses_space():

@@ -8,9 +8,9 @@ import json
 import shutil
 
 import pytest
-
 from ouroboros.pipeline.cli import execute, main
 from ouroboros.schemas.record import PROVENANCE_COLUMNS
+
 from tests.conftest import WEB, read_output, require_data
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -35,7 +34,7 @@ from ouroboros.transforms.quality_gopher import (
 )
 from ouroboros.transforms.quality_words import exceptions
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from tests.conftest import SHARED_DATA as DATA
 
 
 def gq(text: str) -> tuple[dict, list[str]]:

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
-
 from ouroboros.transforms.read import ReadConfig, detect_format, expand_inputs, read_shard
+
 from tests.conftest import WEB, require_data
 
 CFG = ReadConfig()

@@ -13,10 +13,14 @@ from pathlib import Path
 import apache_beam as beam
 import pytest
 from apache_beam import pvalue
-
 from ouroboros.pipeline.cli import demo_inputs, execute
-from ouroboros.pipeline.runners import (JobServiceUnavailable, dask_args, local_job_service,
-                                        portable_args)
+from ouroboros.pipeline.runners import (
+    JobServiceUnavailable,
+    dask_args,
+    local_job_service,
+    portable_args,
+)
+
 from tests.conftest import read_output
 
 PARTS = ("curated", "rejected", "errors")

@@ -26,7 +26,8 @@ from ouroboros.transforms.sampling import (
 )
 from ouroboros.transforms.topics import AssignTopics, TopicConfig, fit_topic_model
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from tests.conftest import SHARED_DATA as DATA
+
 SENTENCES = DATA / "lid" / "sentences"
 
 # A long-tailed set of stratum sizes (Zipf, s = 1.1, 60 strata, largest 3000).

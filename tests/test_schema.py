@@ -4,9 +4,14 @@ import datetime as dt
 from pathlib import Path
 
 import pyarrow as pa
-
-from ouroboros.schemas.record import (COLUMNS, RECORD_SCHEMA, REJECTED_SCHEMA, conform, markdown_table,
-                                      signals_table)
+from ouroboros.schemas.record import (
+    COLUMNS,
+    RECORD_SCHEMA,
+    REJECTED_SCHEMA,
+    conform,
+    markdown_table,
+    signals_table,
+)
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

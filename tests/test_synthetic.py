@@ -42,7 +42,8 @@ from ouroboros.transforms.synthetic_train import (
 )
 from pydantic import ValidationError
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from tests.conftest import SHARED_DATA as DATA
+
 SYNTH = DATA / "synthetic"
 
 

@@ -9,7 +9,8 @@ tagged output with ``reject_stage``/``reject_reason`` and counts every decision 
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 import apache_beam as beam
 from apache_beam import pvalue

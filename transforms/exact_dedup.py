@@ -6,14 +6,14 @@ The representative policy (shared with near-dedup): earliest `crawl_date`, then 
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
-from pydantic import Field
-
 from ouroboros.transforms.base import KEPT, METRICS_NAMESPACE, REJECTED, StrictModel, reject
+from pydantic import Field
 
 
 class ExactDedupConfig(StrictModel):

@@ -21,10 +21,9 @@ from functools import lru_cache
 from importlib.metadata import version
 from typing import Any, Literal
 
-from pydantic import Field
-
 from ouroboros.transforms.base import StrictModel
 from ouroboros.transforms.limits import LimitExceeded, binary_kind, html_depth
+from pydantic import Field
 
 Engine = Literal["trafilatura", "resiliparse"]
 
@@ -50,14 +49,14 @@ class ExtractConfig(StrictModel):
                     "`max_seconds_per_page`); 0 extracts in-process, without a budget")
 
 
-_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_\-]+)""", re.I)
-_HTML_SNIFF = re.compile(rb"<(!doctype html|html|head|body|p|div)[\s>]", re.I)
+_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_\-]+)""", re.IGNORECASE)
+_HTML_SNIFF = re.compile(rb"<(!doctype html|html|head|body|p|div)[\s>]", re.IGNORECASE)
 
 
 def charset_from_content_type(content_type: str | None) -> str | None:
     if not content_type:
         return None
-    m = re.search(r"charset\s*=\s*[\"']?([A-Za-z0-9_\-]+)", content_type, re.I)
+    m = re.search(r"charset\s*=\s*[\"']?([A-Za-z0-9_\-]+)", content_type, re.IGNORECASE)
     return m.group(1) if m else None
 
 

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from apache_beam.utils.shared import Shared
-from pydantic import Field
-
 from ouroboros.transforms.base import StrictModel
+from pydantic import Field
 
 MODEL_NAME = "lid.176.ftz"
 _SHARED = Shared()

@@ -11,8 +11,9 @@ from __future__ import annotations
 import bz2
 import gzip
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Iterator
+from typing import IO
 
 # Decompression ratio is judged only after this much output: small files of repeated markup can
 # legitimately compress 100x, a bomb keeps its ratio for gigabytes.

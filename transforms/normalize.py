@@ -7,9 +7,8 @@ import re
 import unicodedata
 from typing import Any, Literal
 
-from pydantic import Field
-
 from ouroboros.transforms.base import StrictModel
+from pydantic import Field
 
 
 class NormalizeConfig(StrictModel):

@@ -12,15 +12,20 @@ import hashlib
 import json
 import os
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-
 from ouroboros.transforms.base import StrictModel, error_record
 from ouroboros.transforms.domains import registered_domain
-from ouroboros.transforms.limits import (DecompressionBudget, GuardedStream, LimitExceeded,
-                                         bounded_lines, guarded_archive_iterator)
+from ouroboros.transforms.limits import (
+    DecompressionBudget,
+    GuardedStream,
+    LimitExceeded,
+    bounded_lines,
+    guarded_archive_iterator,
+)
 from pydantic import Field
 
 Item = tuple[str, Any]

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from ouroboros.transforms.fasttext_train import train_supervised
 from ouroboros.transforms.synthetic_features import (
     PHRASE_BOOK_SIGNALS,
