@@ -119,7 +119,7 @@ def demo_inputs() -> list[str]:
     from importlib.resources import files
 
     corpus = files("ouroboros.pipeline") / "demo_corpus"
-    return [str(corpus / "demo.jsonl"), str(corpus / "demo.warc.gz")]
+    return [str(corpus / "demo.jsonl"), str(corpus / "demo.warc")]
 
 
 def main(argv: list[str] | None = None) -> int:

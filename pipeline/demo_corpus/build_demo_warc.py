@@ -1,4 +1,4 @@
-"""Builds demo.warc.gz: a few HTML pages written by the ouroboros team, wrapped as WARC records.
+"""Builds demo.warc: a few HTML pages written by the ouroboros team, wrapped as WARC records.
 
 Run from this folder: python build_demo_warc.py (the output is committed; rerun after edits).
 """
@@ -34,8 +34,8 @@ PAGES = [
 
 
 def main() -> None:
-    with open("demo.warc.gz", "wb") as out:
-        writer = WARCWriter(out, gzip=True)
+    with open("demo.warc", "wb") as out:
+        writer = WARCWriter(out, gzip=False)
         for url, status, ctype, body in PAGES:
             payload = body.encode("utf-8")
             reason = {200: "OK", 404: "Not Found"}[status]
