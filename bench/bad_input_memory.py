@@ -33,32 +33,11 @@ WEB = ROOT.parent / "shared" / "data" / "web"
 DATATROVE_REQUIREMENTS = ["datatrove[processing]", "spacy"]  # the same venv as the other benches
 CAP = 6 << 30
 
-OURS = r"""
+# Every probe: its imports, then _START (cap the address space, reset the kernel's peak counter to
+# the current resident set), its reading loop setting `docs` and `outcome`, then _END (the report).
+_START = r"""
 import json, resource, sys, time
-from collections import Counter
-from ouroboros.transforms.read import ReadConfig, detect_format, read_shard
-def _status_kib(key):
-    with open("/proc/self/status") as f:
-        return next(int(ln.split()[1]) for ln in f if ln.startswith(key + ":"))
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # resets VmHWM (the peak) to the current resident set
-base = _status_kib("VmRSS")
-t = time.perf_counter()
-kinds, errs = Counter(), set()
-for kind, item in read_shard(sys.argv[1], detect_format(sys.argv[1]), ReadConfig()):
-    kinds[kind] += 1
-    if kind == "error":
-        errs.add(item["error_type"])
-errs = sorted(errs)
-print(json.dumps({"peak_mib": (_status_kib("VmHWM") - base) / 1024,
-                  "seconds": time.perf_counter() - t, "docs": kinds["doc"],
-                  "outcome": ",".join(errs) or "ok"}))
-"""
-
-PEER_JSONL = r"""
-import json, os, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), int(sys.argv[2])))
-from datatrove.io import get_datafolder
 def _status_kib(key):
     with open("/proc/self/status") as f:
         return next(int(ln.split()[1]) for ln in f if ln.startswith(key + ":"))
@@ -67,6 +46,29 @@ with open("/proc/self/clear_refs", "w") as f:
 base = _status_kib("VmRSS")
 t = time.perf_counter()
 docs, outcome = 0, "ok"
+"""
+
+_END = r"""
+print(json.dumps({"peak_mib": (_status_kib("VmHWM") - base) / 1024,
+                  "seconds": time.perf_counter() - t, "docs": docs, "outcome": outcome}))
+"""
+
+OURS = r"""
+from collections import Counter
+from ouroboros.transforms.read import ReadConfig, detect_format, read_shard
+""" + _START + r"""
+kinds, errs = Counter(), set()
+for kind, item in read_shard(sys.argv[1], detect_format(sys.argv[1]), ReadConfig()):
+    kinds[kind] += 1
+    if kind == "error":
+        errs.add(item["error_type"])
+docs, outcome = kinds["doc"], ",".join(sorted(errs)) or "ok"
+""" + _END
+
+PEER_JSONL = r"""
+import os
+from datatrove.io import get_datafolder
+""" + _START + r"""
 try:
     # JsonlReader.read_file's read path: DataFolder.open(..., "r", compression="infer"), then one
     # parse per line (orjson there; its venv lacks orjson, so json here).
@@ -80,22 +82,11 @@ try:
                 pass
 except BaseException as exc:
     outcome = type(exc).__name__
-print(json.dumps({"peak_mib": (_status_kib("VmHWM") - base) / 1024,
-                  "seconds": time.perf_counter() - t, "docs": docs, "outcome": outcome}))
-"""
+""" + _END
 
 PEER_WARC = r"""
-import json, resource, sys, time
-resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), int(sys.argv[2])))
 from warcio.archiveiterator import ArchiveIterator
-def _status_kib(key):
-    with open("/proc/self/status") as f:
-        return next(int(ln.split()[1]) for ln in f if ln.startswith(key + ":"))
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # resets VmHWM (the peak) to the current resident set
-base = _status_kib("VmRSS")
-t = time.perf_counter()
-docs, outcome = 0, "ok"
+""" + _START + r"""
 try:
     with open(sys.argv[1], "rb") as f:
         for record in ArchiveIterator(f):
@@ -104,9 +95,7 @@ try:
                 docs += 1
 except BaseException as exc:
     outcome = type(exc).__name__
-print(json.dumps({"peak_mib": (_status_kib("VmHWM") - base) / 1024,
-                  "seconds": time.perf_counter() - t, "docs": docs, "outcome": outcome}))
-"""
+""" + _END
 
 
 def measure(python: str, script: str, path: Path) -> dict:
