@@ -194,7 +194,8 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
         docs = docs | "Topics" >> AssignTopics(config.topics)
     keys = config.sampling.keys
     input_strata = docs | "InputStrata" >> StratumCounts(keys)
-    extras["diversity_input"] = docs | "DiversityInput" >> DiversityStats(keys)
+    extras["diversity_input"] = (docs
+                                 | "DiversityInput" >> DiversityStats(keys, counts=input_strata))
     if config.sampling.enabled:
         sample = docs | "Sample" >> StratifiedSample(config.sampling)
         extras["sampling"] = sample["plan"] | "PlanSummary" >> beam.Map(lambda plan: plan.summary())

@@ -270,7 +270,8 @@ class StratumCounts(beam.PTransform):
 
 
 class DiversityStats(beam.PTransform):
-    """docs -> one dict of diversity metrics; `reference`: a PCollection of one {stratum: count}."""
+    """docs -> one dict of diversity metrics; `reference`: a PCollection of one {stratum: count};
+    `counts`: the same for `docs` when the caller has already computed it (else counted here)."""
 
     def __init__(
         self,
@@ -278,14 +279,18 @@ class DiversityStats(beam.PTransform):
         reference=None,
         percentile: float = TAIL_PERCENTILE,
         label: str | None = None,
+        counts=None,
     ):
         super().__init__(label)
         self._keys = tuple(keys)
         self._reference = reference
         self._percentile = percentile
+        self._counts = counts
 
     def expand(self, docs):
-        counts = docs | "StratumCounts" >> StratumCounts(self._keys)
+        counts = self._counts
+        if counts is None:
+            counts = docs | "StratumCounts" >> StratumCounts(self._keys)
         text = docs | "TextDiversity" >> beam.CombineGlobally(TextDiversityFn())
         reference = counts if self._reference is None else self._reference
         return counts | "Report" >> beam.Map(
