@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,10 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
                              "with the matching Beam extra installed")
     parser.add_argument("--output", "-o", required=True, help="output directory")
     parser.add_argument("--state", help="state directory for cross-run dedup: earlier runs' band "
-                                        "indexes are read from it, this run's is added on success")
+                                        "indexes are read from it, this run's is added on success; "
+                                        "in `run`, shards an earlier run processed are skipped")
+    parser.add_argument("--reprocess", action="store_true",
+                        help="with --state: process every shard, also those earlier runs processed")
     _common_args(parser)
 
 
@@ -50,29 +54,48 @@ def _check_output(output: str, overwrite: bool) -> None:
 def execute(inputs: list[str], output: str, config_path: str | None = None,
             overrides: list[str] | None = None, beam_args: list[str] | None = None,
             mode: str = "run", run_id: str | None = None, overwrite: bool = False,
-            quiet: bool = False, state: str | None = None) -> dict[str, Any]:
-    """Validates everything, runs the pipeline to completion, returns the stats."""
+            quiet: bool = False, state: str | None = None, reprocess: bool = False) -> dict[str, Any]:
+    """Validates everything, runs the pipeline to completion, returns the stats.
+
+    With `state` in run mode this is a nightly, incremental run: it holds the state's lock and reads
+    only shards no earlier run committed (all with `reprocess`); with nothing new it does nothing,
+    successfully, so a quiet night does not fail a cron job."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
     from ouroboros.pipeline.config import load_config
     from ouroboros.pipeline.graph import RunInfo, build_pipeline
+    from ouroboros.pipeline.manifest import plan, state_lock, write_manifest
     from ouroboros.pipeline.publish import staged_output
     from ouroboros.transforms.read import expand_inputs
 
     config = load_config(config_path, overrides)  # errors here, before any work starts
     shards = expand_inputs(inputs)
-    _check_output(output, overwrite)
-    run = RunInfo.new(config, run_id)
-    options = PipelineOptions(beam_args or [])
-    # Written into OUT/.staging-<run_id>/ and renamed into place only after success: a crash never
-    # leaves partial Parquet where a reader looks, and a rerun replaces instead of duplicating.
-    with staged_output(output, run.run_id) as target, beam.Pipeline(options=options) as p:
-        build_pipeline(p, shards, target, config, run, mode=mode, state=state)
-    result = p.result
-    if state and mode == "run":
-        commit_index(output, state, run.run_id)
+    incremental = bool(state) and mode == "run"
+    with state_lock(state) if incremental else nullcontext():
+        selection = plan(state, shards, reprocess) if incremental else None
+        if selection is not None:
+            if not quiet:
+                print(selection.message())
+            if not selection.new:
+                if not quiet:
+                    print(f"nothing new to process: not running the pipeline, {output} untouched")
+                return {"shards": 0, "shards_skipped_already_processed": len(selection.skipped)}
+            shards = [s.path for s in selection.new]
+        _check_output(output, overwrite)
+        run = RunInfo.new(config, run_id)
+        options = PipelineOptions(beam_args or [])
+        # Written into OUT/.staging-<run_id>/ and renamed into place only after success: a crash
+        # never leaves partial Parquet where a reader looks, and a rerun replaces, not duplicates.
+        with staged_output(output, run.run_id) as target, beam.Pipeline(options=options) as p:
+            build_pipeline(p, shards, target, config, run, mode=mode, state=state)
+        result = p.result
+        if selection is not None:  # the manifest last: it claims the work the index vouches for
+            commit_index(output, state, run.run_id)
+            write_manifest(state, run.run_id, selection.new)
     stats_path = os.path.join(output, "stats.json")
     stats = json.loads(Path(stats_path).read_text()) if "://" not in output else {}
+    if selection is not None:
+        stats["shards_skipped_already_processed"] = len(selection.skipped)
     if not quiet:
         print_summary(stats, result, output)
     return stats
@@ -82,6 +105,9 @@ def commit_index(output: str, state: str, run_id: str) -> None:
     """Adds this run's band index to the state, only after the run succeeded (rename = atomic)."""
     from ouroboros.pipeline.graph import INDEX_DIR
 
+    if "://" in output or "://" in state:
+        _commit_index_remote(output, state, run_id)
+        return
     src = os.path.join(output, INDEX_DIR)
     if not os.path.isdir(src):
         return
@@ -91,6 +117,24 @@ def commit_index(output: str, state: str, run_id: str) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp)
     os.replace(tmp, os.path.join(dest_root, run_id))
+
+
+def _commit_index_remote(output: str, state: str, run_id: str) -> None:
+    """The same commit through Beam's FileSystems (gs://, s3://), where there is no atomic rename:
+    files are copied under their final names; the manifest, written after this, is the commit."""
+    from apache_beam.io.filesystems import FileSystems
+    from ouroboros.pipeline.graph import INDEX_DIR
+
+    src = FileSystems.join(output, INDEX_DIR)
+    files = [m.path for r in FileSystems.match([FileSystems.join(src, "*")]) for m in r.metadata_list]
+    if not files:
+        return
+    dest = FileSystems.join(state, INDEX_DIR, run_id)
+    try:
+        FileSystems.mkdirs(dest)  # object stores have no directories; a local one may exist
+    except OSError:
+        pass
+    FileSystems.copy(files, [FileSystems.join(dest, f.rsplit("/", 1)[-1]) for f in files])
 
 
 def print_summary(stats: dict[str, Any], result: Any, output: str) -> None:
@@ -103,6 +147,9 @@ def print_summary(stats: dict[str, Any], result: Any, output: str) -> None:
             print(f"  rejected at {stage}: " + ", ".join(f"{r}={n}" for r, n in reasons.items()))
         for stage, kinds in stats["errors_by_stage"].items():
             print(f"  errors at {stage}: " + ", ".join(f"{k}={n}" for k, n in kinds.items()))
+        if "shards_skipped_already_processed" in stats:
+            print(f"  shards skipped (processed by earlier runs): "
+                  f"{stats['shards_skipped_already_processed']}")
     try:
         counters = result.metrics().query()["counters"]
     except Exception:
@@ -124,6 +171,7 @@ def demo_inputs() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     from ouroboros.pipeline.config import ConfigError
+    from ouroboros.pipeline.manifest import StateLocked
 
     parser = argparse.ArgumentParser(prog="ouroboros", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -170,14 +218,15 @@ def main(argv: list[str] | None = None) -> int:
                 inputs, overwrite = args.input, args.overwrite
             execute(inputs, args.output, args.config, args.set, beam_args,
                     mode="tag" if args.command == "tag" else "run", run_id=args.run_id,
-                    overwrite=overwrite, state=getattr(args, "state", None))
+                    overwrite=overwrite, state=getattr(args, "state", None),
+                    reprocess=getattr(args, "reprocess", False))
         unknown = [a for a in beam_args if args.command not in ("run", "tag", "demo")]
         if unknown:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, StateLocked) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
