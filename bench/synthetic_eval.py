@@ -1,7 +1,9 @@
 """Synthetic-content scorer vs ZipPy: held-out generators and domains, calibration, throughput.
 
 Data: ``../shared/data/synthetic`` (DetectGPT human/machine pairs from five open generators on three
-domains, ZipPy's human and "unknown LLM" samples, GPT-3 175B samples). For every fold we train our
+domains, ZipPy's human and "unknown LLM" samples, GPT-3 175B samples) plus the human web text the
+default model is trained with (``WEB_HUMAN_SOURCES``: Common Crawl 2019, DCLM's labelled web pages,
+news article bodies; English, >= 50 words). For every fold we train our
 scorer (``fit_detector``: fastText + the signals in ``SIGNAL_NAMES`` + combiner, calibrated on its
 own inner folds) on everything except the held-out generator (or domain), and score the held-out
 texts. ZipPy
@@ -9,6 +11,10 @@ texts. ZipPy
 same held-out texts. Both see the same whitespace-normalized text (layout differs between the human
 and machine files of the DetectGPT data and would otherwise give both away); ZipPy gets the first
 3,000 characters (two of its 1,500-character chunks, so it stays on one core).
+
+Human web text: each web source held out in turn (trained on everything else), the share of its
+documents scored >= 0.5 (`ai_assisted` or worse) and >= 0.9 (`synthetic`), beside a model trained on
+``synthetic/`` alone (no web text: the recipe before) and ZipPy's own verdict.
 
 Throughput: 2 kB documents built by concatenating the corpus's texts in order and cutting at a word
 boundary near 2,000 characters; ours with the shipped model, one document per call as the pipeline
@@ -34,15 +40,17 @@ from _peer_env import peer_python
 from ouroboros.transforms.synthetic import DefaultSyntheticScorer, SyntheticConfig, SyntheticScore
 from ouroboros.transforms.synthetic_features import normalize
 from ouroboros.transforms.synthetic_train import (
+    WEB_HUMAN_SOURCES,
     auroc,
     expected_calibration_error,
     fit_detector,
-    load_shared_synthetic,
+    load_training_data,
     reliability,
     tpr_at_fpr,
 )
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "synthetic"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED / "synthetic"
 ZIPPY_CHARS = 3000
 
 ZIPPY_RUNNER = r"""
@@ -95,6 +103,42 @@ def _split(records, test: set[int], held_out) -> tuple[list[int], list[int]]:
     return train, sorted(test)
 
 
+def train_and_score(records, texts, train, test, inner_folds: int) -> np.ndarray:
+    """Scores of ``test`` by a detector fitted (and calibrated) on ``train`` only."""
+    with tempfile.TemporaryDirectory() as work:
+        fit_detector([records[i] for i in train], work, seed=0, folds=inner_folds)
+        scorer = DefaultSyntheticScorer(work)
+        scorer.load()
+        return np.asarray(scorer.score([texts[i] for i in test]))
+
+
+def web_false_positives(records, texts, zippy_scores, args) -> None:
+    """Share of human web/news documents (all written before 2020-2023) flagged, per held-out source.
+
+    "held out": trained on everything except that source; "synthetic/ only": the recipe without
+    any web text (the model shipped before web text was added); ZipPy: its own AI verdict.
+    """
+    sources = [s for s, _, _ in WEB_HUMAN_SOURCES if not args.only or args.only in s]
+    if not sources:
+        return
+    inner = 3 if args.quick else 5
+    by_source = {s: [i for i, r in enumerate(records) if r["source"] == s] for s in sources}
+    web = {s for s, _, _ in WEB_HUMAN_SOURCES}
+    synthetic_only = [i for i, r in enumerate(records) if r["source"] not in web]
+    every = sorted(i for idx in by_source.values() for i in idx)
+    before = dict(zip(every, train_and_score(records, texts, synthetic_only, every, inner)))
+    print("\nhuman web text flagged (false-positive rate at the class thresholds 0.5 / 0.9):")
+    print(f"{'held-out source':<16}{'n':>5} | {'ours >=0.5':>10}{'>=0.9':>7}{'mean':>6} | "
+          f"{'synthetic/ only >=0.5':>21}{'>=0.9':>7} | {'ZipPy AI':>8}")
+    for source, test in by_source.items():
+        train = [i for i, r in enumerate(records) if r["source"] != source]
+        ours = train_and_score(records, texts, train, test, inner)
+        old = np.asarray([before[i] for i in test])
+        print(f"{source:<16}{len(test):>5} | {np.mean(ours >= 0.5):>10.3f}{np.mean(ours >= 0.9):>7.3f}"
+              f"{ours.mean():>6.2f} | {np.mean(old >= 0.5):>21.3f}{np.mean(old >= 0.9):>7.3f} | "
+              f"{np.mean(zippy_scores[test] > 0):>8.3f}", flush=True)
+
+
 def two_kb_docs(records: list[dict], n: int) -> list[str]:
     docs, buf = [], ""
     for r in records:
@@ -116,7 +160,7 @@ def main() -> None:
     args = ap.parse_args()
     if not DATA.exists():
         sys.exit(f"missing {DATA}: the shared data folder is needed")
-    records = load_shared_synthetic(DATA)
+    records = load_training_data(SHARED)
     texts = [normalize(r["text"]) for r in records]
     y = np.array([r["label"] for r in records])
     print(f"data: {len(records)} texts ({int(y.sum())} machine, {int((1 - y).sum())} human) from {DATA}")
@@ -131,11 +175,7 @@ def main() -> None:
         if args.only and args.only not in name:
             continue
         t0 = time.time()
-        with tempfile.TemporaryDirectory() as work:
-            fit_detector([records[i] for i in train], work, seed=0, folds=3 if args.quick else 5)
-            scorer = DefaultSyntheticScorer(work)
-            scorer.load()
-            ours = np.asarray(scorer.score([texts[i] for i in test]))
+        ours = train_and_score(records, texts, train, test, 3 if args.quick else 5)
         yt, zs = y[test], zippy_scores[test]
         row = {"kind": kind, "fold": name, "n": len(test), "machine": int(yt.sum()),
                "ours_auroc": auroc(ours, yt), "ours_tpr1": tpr_at_fpr(ours, yt),
@@ -155,6 +195,8 @@ def main() -> None:
                   f"{np.mean([r['ours_tpr1'] for r in sel]):.3f} | ZipPy AUROC "
                   f"{np.mean([r['zippy_auroc'] for r in sel]):.4f} TPR@1%FPR "
                   f"{np.mean([r['zippy_tpr1'] for r in sel]):.3f}")
+
+    web_false_positives(records, texts, zippy_scores, args)
 
     if pooled_p:
         print("\ncalibration on held-out generators (pooled, each fold's own calibrated model): "

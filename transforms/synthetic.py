@@ -34,13 +34,18 @@ from ouroboros.transforms.base import METRICS_NAMESPACE, StrictModel
 from ouroboros.transforms.synthetic_features import (
     ENGLISH_FUNCTION_WORDS,
     REPETITION_SIGNALS,
-    fasttext_line,
     function_word_rate,
+    masked_line,
     normalize,
     words,
     zipf_table,
 )
-from ouroboros.transforms.synthetic_train import MODEL_FILES, PHRASE_BOOK_FILES, signal_matrix
+from ouroboros.transforms.synthetic_train import (
+    MODEL_FILES,
+    PHRASE_BOOK_FILES,
+    VIEWS,
+    signal_matrix,
+)
 from pydantic import Field, model_validator
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "synthetic"
@@ -119,9 +124,10 @@ class DefaultSyntheticScorer:
         comb = json.loads((self.model_dir / "combiner.json").read_text(encoding="utf-8"))
         self._signals = tuple(comb["signals"])
         self._clip = comb.get("fasttext_logit_clip")  # absent in models trained before clipping
+        self._view = VIEWS[comb.get("fasttext_view", "words")]
         books = [self.model_dir / name for name in PHRASE_BOOK_FILES]
         self._machine, self._human = (p.read_bytes() if p.exists() else None for p in books)
-        if not set(self._signals) <= {"fasttext_logit", *REPETITION_SIGNALS}:
+        if self._view is masked_line or not set(self._signals) <= {"fasttext_logit", *REPETITION_SIGNALS}:
             zipf_table()  # the word-frequency table, loaded now rather than on the first document
         self._mean = np.asarray(comb["mean"])
         self._std = np.asarray(comb["std"])
@@ -133,7 +139,7 @@ class DefaultSyntheticScorer:
         if self._ft is None:
             self.load()
         norm = [normalize(t) for t in texts]
-        signals = signal_matrix(self._ft, norm, [fasttext_line(t) for t in norm],
+        signals = signal_matrix(self._ft, norm, [self._view(t) for t in norm],
                                 self._machine, self._human, self._signals, self._clip)
         # Row-wise sums (not a matrix product) so a score never depends on its batch.
         logit = (((signals - self._mean) / self._std) * self._w).sum(axis=1) + self._bias

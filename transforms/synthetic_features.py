@@ -13,10 +13,11 @@ one model's vocabulary:
 - *stylometry*: sentence-length burstiness, lexical diversity, repetition, punctuation habits and the
   rate of phrases that chat models over-use (Kobak et al. 2024, "Delving into ChatGPT usage").
 
-The default model's combiner uses only the repetition signals (:func:`repetition`,
-``REPETITION_SIGNALS``): on held-out generators and domains the word-frequency, function-word,
-punctuation and phrase-book signals flipped direction (``synthetic_train.SIGNAL_NAMES`` says why);
-they stay here for models trained on data where they hold.
+The default model's combiner uses three of the repetition signals (:func:`repetition`,
+``REPETITION_SIGNALS``; ``synthetic_train.SIGNAL_NAMES`` says which and why): on held-out generators,
+domains and human web sources the word-frequency, function-word, punctuation and phrase-book signals
+flipped direction; they stay here for models trained on data where they hold. The fastText
+classifier reads :func:`masked_line`, the text with its topic words replaced by frequency classes.
 
 All functions take text already passed through :func:`normalize`, because whitespace layout is an
 artefact of how a corpus was stored (in the DetectGPT data every human text is one line and every
@@ -104,6 +105,32 @@ def fasttext_line(text: str) -> str:
     scoring time bounded and avoids the NaN training failures very long lines provoke in fastText.
     """
     return " ".join(_TOKEN.findall(text.lower())[:FASTTEXT_MAX_TOKENS])
+
+
+MASK_KEEP_ZIPF = 5.0  # the ~1,100 commonest English words stay themselves
+
+
+def masked_line(text: str, keep_zipf: float = MASK_KEEP_ZIPF) -> str:
+    """The text with its topic removed: common words and punctuation stay, every other word becomes
+    its frequency class (``_z4`` = Zipf 4-5, ..., ``_oov``), numbers become ``_num``.
+
+    A classifier on this view learns syntax and word-choice habits (how predictable the words a
+    writer picks are, GLTR's observation, in their context of function words) instead of the topics
+    and names of its training corpus, which is what made the plain word model call every web page
+    of an unseen kind "machine" (text distortion, Stamatatos 2017, for the same reason in
+    authorship attribution).
+    """
+    table = zipf_table()
+    out = []
+    for tok in _TOKEN.findall(text.lower())[:FASTTEXT_MAX_TOKENS]:
+        if not tok[0].isalnum():
+            out.append(tok)
+        elif tok[0].isdigit():
+            out.append("_num")
+        else:
+            z = table.get(tok)
+            out.append("_oov" if z is None else tok if z >= keep_zipf else f"_z{int(z)}")
+    return " ".join(out)
 
 
 def function_word_rate(ws: list[str]) -> float:
