@@ -16,6 +16,11 @@ from pathlib import Path
 ROOT = Path(os.environ.get("OUROBOROS_PEER_VENVS", Path(__file__).resolve().parent / ".venvs"))
 
 
+# Peers pinned to the versions the figures in README.md were measured with.
+DATATROVE_REQUIREMENTS = ["datatrove[processing]==0.10.1", "spacy==3.8.*"]
+ZIPPY_REQUIREMENTS = ["thinkst-zippy==0.1.3"]
+
+
 def peer_python(name: str, requirements: list[str]) -> Path:
     """Path of the python of venv `name` with `requirements` installed (created on first use)."""
     ROOT.mkdir(parents=True, exist_ok=True)

@@ -27,10 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _peer_env import peer_python
+from _peer_env import DATATROVE_REQUIREMENTS, peer_python
 
 WEB = ROOT.parent / "shared" / "data" / "web"
-DATATROVE_REQUIREMENTS = ["datatrove[processing]", "spacy"]  # the same venv as the other benches
+
 CAP = 6 << 30
 
 # Every probe: its imports, then _START (cap the address space, reset the kernel's peak counter to

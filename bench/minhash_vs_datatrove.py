@@ -39,10 +39,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _peer_env import peer_python
+from _peer_env import DATATROVE_REQUIREMENTS, peer_python
 from minhash_scurve import load_base_texts, plant_copy
-
-DATATROVE_REQUIREMENTS = ["datatrove[processing]", "spacy"]
 
 PEER_SCRIPT = r'''
 import json, resource, sys, time

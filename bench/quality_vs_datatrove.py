@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _peer_env import peer_python
+from _peer_env import DATATROVE_REQUIREMENTS, peer_python
 from ouroboros.transforms.quality import (
     QualityConfig,
     clear_caches,
@@ -44,7 +44,7 @@ from ouroboros.transforms.quality import (
 from ouroboros.transforms.quality_words import split_words
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-PEER_REQUIREMENTS = ["datatrove[processing]", "spacy"]
+
 FAMILIES = ("gopher_quality", "gopher_repetition", "c4", "fineweb")
 WARCS = ("cc-main-2020-34-excerpt.warc.gz", "cc-main-2024-22-one-page.warc.gz",
          "wget-crawl-0000.warc.gz", "wget-crawl-0001.warc.gz")
@@ -145,7 +145,7 @@ def main() -> None:
           f"{sum(d['source'] == 'quality' for d in docs)} labelled), "
           f"mean {n_chars / len(docs):.0f} chars")
 
-    python = peer_python("datatrove", PEER_REQUIREMENTS)
+    python = peer_python("datatrove", DATATROVE_REQUIREMENTS)
     with tempfile.TemporaryDirectory() as tmp:
         inp, out = Path(tmp) / "docs.jsonl", Path(tmp) / "out.json"
         with open(inp, "w", encoding="utf-8") as f:

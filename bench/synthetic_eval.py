@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _peer_env import peer_python
+from _peer_env import ZIPPY_REQUIREMENTS, peer_python
 from ouroboros.transforms.synthetic import DefaultSyntheticScorer, SyntheticConfig, SyntheticScore
 from ouroboros.transforms.synthetic_features import normalize
 from ouroboros.transforms.synthetic_train import (
@@ -69,7 +69,7 @@ print(json.dumps({"scores": out, "cpu_seconds": cpu}))
 
 
 def run_zippy(texts: list[str]) -> tuple[list[float], float]:
-    python = peer_python("zippy", ["thinkst-zippy"])
+    python = peer_python("zippy", ZIPPY_REQUIREMENTS)
     payload = "".join(json.dumps(t) + "\n" for t in texts)
     proc = subprocess.run([str(python), "-c", ZIPPY_RUNNER], input=payload, capture_output=True,
                           text=True, check=True)
