@@ -115,8 +115,9 @@ def train_and_score(records, texts, train, test, inner_folds: int) -> np.ndarray
 def web_false_positives(records, texts, zippy_scores, args) -> None:
     """Share of human web/news documents (all written before 2020-2023) flagged, per held-out source.
 
-    "held out": trained on everything except that source; "synthetic/ only": the recipe without
-    any web text (the model shipped before web text was added); ZipPy: its own AI verdict.
+    "held out": trained on everything except that source; "synthetic/ only": the same recipe
+    trained without any web text; ZipPy: its own AI verdict; with ``--compare-model DIR``, the
+    fixed model in DIR as well (it may have seen these documents if DIR was trained on them).
     """
     sources = [s for s, _, _ in WEB_HUMAN_SOURCES if not args.only or args.only in s]
     if not sources:
@@ -137,6 +138,18 @@ def web_false_positives(records, texts, zippy_scores, args) -> None:
         print(f"{source:<16}{len(test):>5} | {np.mean(ours >= 0.5):>10.3f}{np.mean(ours >= 0.9):>7.3f}"
               f"{ours.mean():>6.2f} | {np.mean(old >= 0.5):>21.3f}{np.mean(old >= 0.9):>7.3f} | "
               f"{np.mean(zippy_scores[test] > 0):>8.3f}", flush=True)
+    if args.compare_model:
+        fixed_model_flags(args.compare_model, texts, by_source)
+
+
+def fixed_model_flags(model_dir: str, texts: list[str], by_source: dict[str, list[int]]) -> None:
+    """Share of each source's documents the fixed model in ``model_dir`` scores >= 0.5 and >= 0.9."""
+    scorer = DefaultSyntheticScorer(model_dir)
+    scorer.load()
+    for source, test in by_source.items():
+        p = np.asarray(scorer.score([texts[i] for i in test]))
+        print(f"  fixed model {scorer.version} on {source}: >=0.5 {np.mean(p >= 0.5):.3f} "
+              f">=0.9 {np.mean(p >= 0.9):.3f}")
 
 
 def two_kb_docs(records: list[dict], n: int) -> list[str]:
@@ -157,6 +170,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="3 inner folds instead of 5")
     ap.add_argument("--docs", type=int, default=2000, help="2 kB documents for the throughput run")
     ap.add_argument("--only", default=None, help="run only folds whose name contains this")
+    ap.add_argument("--compare-model", default=None, metavar="DIR",
+                    help="also score the human web text with the fixed model in DIR (e.g. an earlier "
+                         "release's transforms/models/synthetic)")
     args = ap.parse_args()
     if not DATA.exists():
         sys.exit(f"missing {DATA}: the shared data folder is needed")

@@ -118,7 +118,7 @@ def write_manifest(state: str, run_id: str, shards: Iterable[Shard]) -> str:
 
     Local: written to a temporary name, then renamed, so a crash never leaves half a manifest that
     a later run would half-trust. Object stores publish an object only when it is closed."""
-    committed_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    committed_at = _utc_now()
     lines = "".join(json.dumps({**asdict(s), "run_id": run_id, "committed_at": committed_at}) + "\n"
                     for s in shards)
     path = f"{manifest_dir(state)}/{run_id}.jsonl"
@@ -153,13 +153,16 @@ def state_lock(state: str) -> Iterator[str | None]:
         raise StateLocked(f"another run holds {path} ({_read_holder(path)}); "
                           "remove it if that run is dead") from None
     with os.fdopen(fd, "w") as f:
-        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started_at": now}, f)
+        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started_at": _utc_now()}, f)
     try:
         yield path
     finally:
         with suppress(FileNotFoundError):  # removed by hand meanwhile: nothing left to release
             os.remove(path)
+
+
+def _utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
 def _read_holder(path: str) -> str:

@@ -293,14 +293,14 @@ def test_train_synthetic_from_labelled_jsonl(tmp_path, records):
 
 def test_web_human_training_text_is_english_and_long_enough():
     from ouroboros.transforms.synthetic_features import function_word_rate, words
-    from ouroboros.transforms.synthetic_train import WEB_MIN_WORDS, load_web_human
+    from ouroboros.transforms.synthetic_train import load_web_human
 
     rows = load_web_human(_need(SYNTH.parent))
     assert {r["source"] for r in rows} == {"cc-2019-30", "dclm-quality", "news-articles"}
     assert len(rows) > 900 and all(r["label"] == 0 for r in rows)
     for r in rows:
         ws = words(normalize(r["text"]))
-        assert len(ws) >= WEB_MIN_WORDS and function_word_rate(ws) >= 0.2
+        assert len(ws) >= SyntheticConfig().min_words and function_word_rate(ws) >= 0.2
 
 
 def test_masked_view_keeps_common_words_and_hides_topic():

@@ -55,10 +55,6 @@ TERMINAL_PUNCTUATION_TUPLE = tuple(TERMINAL_PUNCTUATION)
 PUNCTUATION_SET = frozenset(PUNCTUATION) | TERMINAL_PUNCTUATION
 PUNCTUATION_CHARS = "".join(sorted(PUNCTUATION_SET))
 
-def is_symbol(word: str) -> bool:
-    return all(ch in PUNCTUATION_SET for ch in word)
-
-
 # ---------------------------------------------------------------------------------------------
 # Gopher quality
 # ---------------------------------------------------------------------------------------------

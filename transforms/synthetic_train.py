@@ -34,12 +34,10 @@ from ouroboros.transforms.fasttext_train import train_supervised
 from ouroboros.transforms.synthetic_features import (
     PHRASE_BOOK_SIGNALS,
     fasttext_line,
-    function_word_rate,
     masked_line,
     named_signals,
     normalize,
     phrase_book,
-    words,
 )
 
 MODEL_FILES = ("classifier.ftz", "combiner.json")
@@ -123,25 +121,26 @@ WEB_HUMAN_SOURCES: tuple[tuple[str, str, str], ...] = (
     ("dclm-quality", "web", "quality/*.jsonl"),
     ("news-articles", "news", "extraction/ground-truth.json"),
 )
-WEB_MIN_WORDS = 50
-WEB_MIN_FUNCTION_WORD_RATE = 0.2  # the scorer's own "is this English" check (SyntheticConfig)
 
 
 def load_web_human(data_root: str | Path) -> list[dict[str, Any]]:
-    """English human documents (label 0) from the pre-2020 web, news and quality-label data.
+    """English human documents (label 0) from web, news and quality-label data older than chat models.
 
     ``data_root`` is ``shared/data``. Common Crawl CC-MAIN-2019-30 (Dolma test shard), DCLM's
     human-labelled web pages (CC before 2023, both quality labels: junk is human too) and the
     article-extraction benchmark's news article bodies. Only texts the scorer would judge are kept
-    (at least ``WEB_MIN_WORDS`` words, English by function-word share).
+    (``synthetic.judgeable`` with the default ``SyntheticConfig``: enough words, English by
+    function-word share).
     """
+    from ouroboros.transforms.synthetic import SyntheticConfig, judgeable  # imports this module
+
+    config = SyntheticConfig()
     root = Path(data_root)
     records: list[dict[str, Any]] = []
     for source, domain, pattern in WEB_HUMAN_SOURCES:
         for path in sorted(glob.glob(str(root / pattern))):
             for text in _texts_of(Path(path)):
-                ws = words(normalize(text))
-                if len(ws) < WEB_MIN_WORDS or function_word_rate(ws) < WEB_MIN_FUNCTION_WORD_RATE:
+                if judgeable(text, None, config) is not None:
                     continue
                 records.append({"text": text, "label": 0, "generator": "human", "source": source,
                                 "domain": domain, "group": _digest(normalize(text))})
