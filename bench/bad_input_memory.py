@@ -55,7 +55,7 @@ print(json.dumps({"peak_mib": (_status_kib("VmHWM") - base) / 1024,
 
 OURS = r"""
 from collections import Counter
-from ouroboros.transforms.read import ReadConfig, detect_format, read_shard
+from ouroboros.transforms.io.read import ReadConfig, detect_format, read_shard
 """ + _START + r"""
 kinds, errs = Counter(), set()
 for kind, item in read_shard(sys.argv[1], detect_format(sys.argv[1]), ReadConfig()):

@@ -4,7 +4,7 @@ Data: ../shared/data/extraction/ (scrapinghub article-extraction-benchmark: 181 
 article body as ground truth). Scoring follows that benchmark's method: texts are split into word
 tokens, compared as multisets of 4-token shingles (a shingle per token position), true/false
 positives and negatives summed over all pages (micro average), F1 from the summed counts.
-Each engine runs through ouroboros's own code path (transforms/extract.py: decode + extract).
+Each engine runs through ouroboros's own code path (transforms/io/extract.py: decode + extract).
 
     python bench/extraction.py [--repeat 2]
 """
@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ouroboros.transforms.extract import ExtractConfig, decode_html, extract_text
+from ouroboros.transforms.io.extract import ExtractConfig, decode_html, extract_text
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "extraction"
 _TOKEN = re.compile(r"\w+", re.UNICODE)

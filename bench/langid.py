@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _peer_env import peer_python
-from ouroboros.transforms.langid import load_model, predict
+from ouroboros.transforms.quality.langid import load_model, predict
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lid" / "sentences"
 # Codes of the same language spelled differently by a model and by the test files.

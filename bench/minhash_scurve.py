@@ -27,14 +27,14 @@ from pathlib import Path
 
 import apache_beam as beam
 import numpy as np
-from ouroboros.transforms.minhash import (
+from ouroboros.transforms.dedup.minhash import (
     MinHashConfig,
     detection_probability,
     jaccard,
     normalize,
     shingles,
 )
-from ouroboros.transforms.near_dedup import NearDedup
+from ouroboros.transforms.dedup.near import NearDedup
 from wordfreq import top_n_list
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -107,8 +107,8 @@ def ours(inp: str, out: str) -> None:
     """Child process: our signature throughput, plain datasketch's, and NearDedup's clusters."""
     import apache_beam as beam
     from datasketch import MinHash
-    from ouroboros.transforms.minhash import MinHashConfig, normalize, shingles, signatures
-    from ouroboros.transforms.near_dedup import NearDedup
+    from ouroboros.transforms.dedup.minhash import MinHashConfig, normalize, shingles, signatures
+    from ouroboros.transforms.dedup.near import NearDedup
 
     cfg = MinHashConfig(normalize_numbers=True, strip_accents=True, short_text="skip")
     docs = [json.loads(line) for line in Path(inp, "docs.jsonl").read_text().splitlines()]
@@ -148,7 +148,7 @@ def ours(inp: str, out: str) -> None:
 
 def build_input(inp: Path, copies_frac: float, max_docs: int, seed: int,
                 sim_low: float) -> list[tuple[str, str, float]]:
-    from ouroboros.transforms.minhash import MinHashConfig
+    from ouroboros.transforms.dedup.minhash import MinHashConfig
 
     cfg = MinHashConfig(normalize_numbers=True, strip_accents=True, short_text="skip")
     rng = random.Random(seed)
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.side == "ours":
         return ours(args.inp, args.out)
 
-    from ouroboros.transforms.minhash import (
+    from ouroboros.transforms.dedup.minhash import (
         MinHashConfig,
         detection_probability,
         jaccard,

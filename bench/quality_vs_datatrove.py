@@ -36,12 +36,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _peer_env import DATATROVE_REQUIREMENTS, peer_python
-from ouroboros.transforms.quality import (
+from ouroboros.transforms.quality.filters import (
     QualityConfig,
     clear_caches,
     quality_signals_and_reasons,
 )
-from ouroboros.transforms.quality_words import split_words
+from ouroboros.transforms.quality.words import split_words
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

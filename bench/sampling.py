@@ -9,7 +9,7 @@ Corpus (built in memory from real text, nothing written to the project):
     sentences of its language drawn (with replacement, seeded) until its length falls in the bucket.
     Head cells reuse sentences many times (a 1000-sentence pool feeds thousands of documents), so
     their text is repetitive: the distinct-n figures favour any method that keeps less of the head.
-Stratum key: language x length (transforms/strata.py). Budgets: 50%, 10% and 1% of the records.
+Stratum key: language x length (transforms/sampling/strata.py). Budgets: 50%, 10% and 1% of the records.
 
 Methods, all in ONE Beam pipeline on the same input: the peer, uniform random sampling of exactly B
 records with Beam's own reservoir sampler (`beam.combiners.Sample.FixedSizeGlobally`, weight N/B),
@@ -35,10 +35,10 @@ from pathlib import Path
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.options.pipeline_options import PipelineOptions
-from ouroboros.transforms.diversity import DiversityStats, StratumCounts
-from ouroboros.transforms.domains import registered_domain
-from ouroboros.transforms.sampling import SamplingConfig, StratifiedSample
-from ouroboros.transforms.strata import DEFAULT_LENGTH_EDGES, stratum_key
+from ouroboros.transforms.io.domains import registered_domain
+from ouroboros.transforms.sampling.diversity import DiversityStats, StratumCounts
+from ouroboros.transforms.sampling.quotas import SamplingConfig, StratifiedSample
+from ouroboros.transforms.sampling.strata import DEFAULT_LENGTH_EDGES, stratum_key
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 KEYS = ("language", "length")

@@ -37,9 +37,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _peer_env import ZIPPY_REQUIREMENTS, peer_python
-from ouroboros.transforms.synthetic import DefaultSyntheticScorer, SyntheticConfig, SyntheticScore
-from ouroboros.transforms.synthetic_features import normalize
-from ouroboros.transforms.synthetic_train import (
+from ouroboros.transforms.synthetic.features import normalize
+from ouroboros.transforms.synthetic.score import (
+    DefaultSyntheticScorer,
+    SyntheticConfig,
+    SyntheticScore,
+)
+from ouroboros.transforms.synthetic.train import (
     WEB_HUMAN_SOURCES,
     auroc,
     expected_calibration_error,

@@ -66,7 +66,7 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
     from ouroboros.pipeline.graph import RunInfo, build_pipeline
     from ouroboros.pipeline.manifest import plan, state_lock, write_manifest
     from ouroboros.pipeline.publish import staged_output
-    from ouroboros.transforms.read import expand_inputs
+    from ouroboros.transforms.io.read import expand_inputs
 
     config = load_config(config_path, overrides)  # errors here, before any work starts
     shards = expand_inputs(inputs)
@@ -204,11 +204,11 @@ def main(argv: list[str] | None = None) -> int:
 
             print(markdown_table())
         elif args.command == "train-quality":
-            from ouroboros.transforms.quality_model import train_quality
+            from ouroboros.transforms.quality.model import train_quality
 
             print(json.dumps(train_quality(args.data, args.output, seed=args.seed), indent=2))
         elif args.command == "train-synthetic":
-            from ouroboros.transforms.synthetic_train import format_metrics, train_synthetic
+            from ouroboros.transforms.synthetic.train import format_metrics, train_synthetic
 
             print(format_metrics(train_synthetic(args.data, args.output, seed=args.seed)))
         elif args.command in ("run", "tag", "demo"):

@@ -14,17 +14,17 @@ from typing import Any
 
 import yaml
 from ouroboros.transforms.base import StrictModel
-from ouroboros.transforms.exact_dedup import ExactDedupConfig
-from ouroboros.transforms.extract import ExtractConfig
-from ouroboros.transforms.langid import LangIdConfig
-from ouroboros.transforms.minhash import MinHashConfig
-from ouroboros.transforms.normalize import NormalizeConfig
-from ouroboros.transforms.quality import QualityConfig
-from ouroboros.transforms.quality_model import QualityModelConfig
-from ouroboros.transforms.read import ReadConfig
-from ouroboros.transforms.sampling import SamplingConfig
-from ouroboros.transforms.synthetic import SyntheticConfig
-from ouroboros.transforms.topics import TopicConfig
+from ouroboros.transforms.dedup.exact import ExactDedupConfig
+from ouroboros.transforms.dedup.minhash import MinHashConfig
+from ouroboros.transforms.io.extract import ExtractConfig
+from ouroboros.transforms.io.normalize import NormalizeConfig
+from ouroboros.transforms.io.read import ReadConfig
+from ouroboros.transforms.quality.filters import QualityConfig
+from ouroboros.transforms.quality.langid import LangIdConfig
+from ouroboros.transforms.quality.model import QualityModelConfig
+from ouroboros.transforms.sampling.quotas import SamplingConfig
+from ouroboros.transforms.sampling.topics import TopicConfig
+from ouroboros.transforms.synthetic.score import SyntheticConfig
 from pydantic import Field, ValidationError, model_validator
 
 

@@ -33,18 +33,18 @@ from ouroboros.transforms.base import (
     ApplyStage,
     error_record,
 )
-from ouroboros.transforms.diversity import DiversityStats, StratumCounts
-from ouroboros.transforms.exact_dedup import ExactDedup
-from ouroboros.transforms.extract import Extract
-from ouroboros.transforms.langid import LanguageID
-from ouroboros.transforms.near_dedup import NearDedup
-from ouroboros.transforms.normalize import Normalize
-from ouroboros.transforms.quality import Quality
-from ouroboros.transforms.quality_model import QualityModel
-from ouroboros.transforms.read import ReadConfig, detect_format, read_shard
-from ouroboros.transforms.sampling import StratifiedSample
-from ouroboros.transforms.synthetic import SyntheticScore
-from ouroboros.transforms.topics import AssignTopics
+from ouroboros.transforms.dedup.exact import ExactDedup
+from ouroboros.transforms.dedup.near import NearDedup
+from ouroboros.transforms.io.extract import Extract
+from ouroboros.transforms.io.normalize import Normalize
+from ouroboros.transforms.io.read import ReadConfig, detect_format, read_shard
+from ouroboros.transforms.quality.filters import Quality
+from ouroboros.transforms.quality.langid import LanguageID
+from ouroboros.transforms.quality.model import QualityModel
+from ouroboros.transforms.sampling.diversity import DiversityStats, StratumCounts
+from ouroboros.transforms.sampling.quotas import StratifiedSample
+from ouroboros.transforms.sampling.topics import AssignTopics
+from ouroboros.transforms.synthetic.score import SyntheticScore
 
 import ouroboros
 

@@ -25,7 +25,7 @@ class Column:
 
 
 # Per-document quality signal values (not only pass/fail), so a user can re-threshold later without
-# re-running. Each is produced by transforms/quality.py; null where a rule family did not run.
+# re-running. Each is produced by transforms/quality/filters.py; null where a rule family did not run.
 QUALITY_SIGNALS: tuple[tuple[str, str], ...] = (
     ("n_chars", "characters in the text"),
     ("n_lines", "non-empty lines"),
@@ -107,7 +107,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("synthetic_model", pa.string(), "synthetic", "scorer name and version"),
     # sampling
     Column("topic", pa.string(), "sampling",
-           "unsupervised topic label t00.. fitted on the run (transforms/topics.py), or null"),
+           "unsupervised topic label t00.. fitted on the run (transforms/sampling/topics.py), or null"),
     Column("stratum", pa.string(), "sampling", "the stratum key the sampler used"),
     Column("stratum_population", pa.int64(), "sampling", "records in the stratum before sampling"),
     Column("inclusion_probability", pa.float64(), "sampling", "probability that the sampler kept a record of this stratum"),

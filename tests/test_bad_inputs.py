@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from ouroboros.transforms.base import reason_key
-from ouroboros.transforms.read import ReadConfig, read_shard
+from ouroboros.transforms.io.read import ReadConfig, read_shard
 
 from tests.conftest import read_output
 
@@ -297,7 +297,7 @@ def test_accounting_identity_holds_over_the_hostile_corpus(corpus, hostile_run):
 
 _PEAK = """
 import sys
-from ouroboros.transforms.read import ReadConfig, detect_format, read_shard
+from ouroboros.transforms.io.read import ReadConfig, detect_format, read_shard
 def kib(key):
     with open("/proc/self/status") as f:
         return next(int(ln.split()[1]) for ln in f if ln.startswith(key + ":"))
@@ -347,7 +347,7 @@ def test_shard_and_record_decompression_budgets(tmp_path):
 def test_a_page_that_hangs_the_parser_is_stopped_by_the_time_budget():
     """resiliparse is quadratic in nesting depth: with the depth guard lifted, a 30,000-level page
     would take ~20 s; the watchdog kills it at the budget and the next page extracts normally."""
-    from ouroboros.transforms.extract import Extract, ExtractConfig
+    from ouroboros.transforms.io.extract import Extract, ExtractConfig
 
     stage = Extract(ExtractConfig(engine="resiliparse", max_html_depth=10**6,
                                   max_seconds_per_page=1.0))

@@ -13,7 +13,7 @@ from pathlib import Path
 import apache_beam as beam
 import numpy as np
 import pytest
-from ouroboros.transforms.diversity import (
+from ouroboros.transforms.sampling.diversity import (
     DiversityStats,
     StratumCounts,
     TextDiversityFn,
@@ -86,7 +86,7 @@ def test_ngram_hashes_are_the_same_in_another_process():
     toks = words("The quick brown fox jumps over the lazy dog. 我们 去")
     here = ngram_hashes(toks, 2).tolist()
     code = (
-        "from ouroboros.transforms.diversity import ngram_hashes, words; import json;"
+        "from ouroboros.transforms.sampling.diversity import ngram_hashes, words; import json;"
         "print(json.dumps(ngram_hashes(words("
         "'The quick brown fox jumps over the lazy dog. 我们 去'), 2)"
         ".tolist()))"

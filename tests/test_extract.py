@@ -6,8 +6,14 @@ import re
 from collections import Counter
 
 import pytest
-from ouroboros.transforms.extract import Extract, ExtractConfig, decode_html, extract_text, is_html
-from ouroboros.transforms.read import ReadConfig, read_shard
+from ouroboros.transforms.io.extract import (
+    Extract,
+    ExtractConfig,
+    decode_html,
+    extract_text,
+    is_html,
+)
+from ouroboros.transforms.io.read import ReadConfig, read_shard
 
 from tests.conftest import require_data
 

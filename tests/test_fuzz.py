@@ -15,10 +15,10 @@ import zlib
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ouroboros.transforms.extract import ExtractConfig, decode_html, extract_text, is_html
-from ouroboros.transforms.limits import binary_kind, bounded_lines, html_depth
-from ouroboros.transforms.normalize import exact_dedup_key, normalize_text
-from ouroboros.transforms.read import ReadConfig, read_shard
+from ouroboros.transforms.io.extract import ExtractConfig, decode_html, extract_text, is_html
+from ouroboros.transforms.io.limits import binary_kind, bounded_lines, html_depth
+from ouroboros.transforms.io.normalize import exact_dedup_key, normalize_text
+from ouroboros.transforms.io.read import ReadConfig, read_shard
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SMALL = ReadConfig(max_record_bytes=200, max_record_decompressed_bytes=5_000)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from ouroboros.transforms.langid import LangIdConfig, LanguageID, model_path
-from ouroboros.transforms.quality_model import QualityModel, QualityModelConfig, train_quality
+from ouroboros.transforms.quality.langid import LangIdConfig, LanguageID, model_path
+from ouroboros.transforms.quality.model import QualityModel, QualityModelConfig, train_quality
 
 from tests.conftest import SHARED_DATA as DATA
 

@@ -9,8 +9,8 @@ import random
 import numpy as np
 import pytest
 from datasketch import MinHash, MinHashLSH
-from ouroboros.transforms import minhash as mh
-from ouroboros.transforms.minhash import (
+from ouroboros.transforms.dedup import minhash as mh
+from ouroboros.transforms.dedup.minhash import (
     MinHashConfig,
     band_hashes,
     estimated_jaccard,

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-from ouroboros.transforms.components import ClusterInfo, UnionFind
-from ouroboros.transforms.minhash import MinHashConfig, jaccard, normalize, shingles
-from ouroboros.transforms.near_dedup import NearDedup, _BucketEdges, rank_key
+from ouroboros.transforms.dedup.components import ClusterInfo, UnionFind
+from ouroboros.transforms.dedup.minhash import MinHashConfig, jaccard, normalize, shingles
+from ouroboros.transforms.dedup.near import NearDedup, _BucketEdges, rank_key
 from wordfreq import top_n_list
 
 from tests.conftest import SHARED_DATA as DATA

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ouroboros.transforms.normalize import (
+from ouroboros.transforms.io.normalize import (
     Normalize,
     NormalizeConfig,
     exact_dedup_key,

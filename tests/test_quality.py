@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ouroboros.schemas.record import QUALITY_SIGNALS
-from ouroboros.transforms import quality_gopher, quality_words
-from ouroboros.transforms.quality import Quality, QualityConfig, quality_signals_and_reasons
-from ouroboros.transforms.quality_c4 import (
+from ouroboros.transforms.quality import gopher as quality_gopher
+from ouroboros.transforms.quality import words as quality_words
+from ouroboros.transforms.quality.c4 import (
     SENTENCE_END,
     C4Config,
     _is_punct,
@@ -21,8 +21,9 @@ from ouroboros.transforms.quality_c4 import (
     c4_signals,
     count_sentences,
 )
-from ouroboros.transforms.quality_fineweb import FineWebConfig, fineweb_reasons, fineweb_signals
-from ouroboros.transforms.quality_gopher import (
+from ouroboros.transforms.quality.filters import Quality, QualityConfig, quality_signals_and_reasons
+from ouroboros.transforms.quality.fineweb import FineWebConfig, fineweb_reasons, fineweb_signals
+from ouroboros.transforms.quality.gopher import (
     GOPHER_STOP_WORDS_EN,
     GopherQualityConfig,
     GopherRepetitionConfig,
@@ -32,7 +33,7 @@ from ouroboros.transforms.quality_gopher import (
     gopher_repetition_signals,
     split_words,
 )
-from ouroboros.transforms.quality_words import exceptions
+from ouroboros.transforms.quality.words import exceptions
 
 from tests.conftest import SHARED_DATA as DATA
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
-from ouroboros.transforms.read import ReadConfig, detect_format, expand_inputs, read_shard
+from ouroboros.transforms.io.read import ReadConfig, detect_format, expand_inputs, read_shard
 
 from tests.conftest import WEB, require_data
 

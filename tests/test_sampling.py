@@ -11,8 +11,8 @@ import apache_beam as beam
 import numpy as np
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
-from ouroboros.transforms import strata
-from ouroboros.transforms.sampling import (
+from ouroboros.transforms.sampling import strata
+from ouroboros.transforms.sampling.quotas import (
     SamplingConfig,
     StratifiedSample,
     floor_and_cap_quotas,
@@ -24,7 +24,7 @@ from ouroboros.transforms.sampling import (
     token_count,
     unit_hash,
 )
-from ouroboros.transforms.topics import AssignTopics, TopicConfig, fit_topic_model
+from ouroboros.transforms.sampling.topics import AssignTopics, TopicConfig, fit_topic_model
 
 from tests.conftest import SHARED_DATA as DATA
 

@@ -9,16 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ouroboros.transforms.synthetic import (
-    DEFAULT_MODEL_DIR,
-    DefaultSyntheticScorer,
-    SyntheticConfig,
-    SyntheticScore,
-    judgeable,
-    machine_label_index,
-    provenance_class,
-)
-from ouroboros.transforms.synthetic_features import (
+from ouroboros.transforms.synthetic.features import (
     FEATURE_NAMES,
     REPETITION_SIGNALS,
     compression,
@@ -31,7 +22,16 @@ from ouroboros.transforms.synthetic_features import (
     stylometry,
     words,
 )
-from ouroboros.transforms.synthetic_train import (
+from ouroboros.transforms.synthetic.score import (
+    DEFAULT_MODEL_DIR,
+    DefaultSyntheticScorer,
+    SyntheticConfig,
+    SyntheticScore,
+    judgeable,
+    machine_label_index,
+    provenance_class,
+)
+from ouroboros.transforms.synthetic.train import (
     MODEL_FILES,
     auroc,
     fasttext_logits,
@@ -292,8 +292,8 @@ def test_train_synthetic_from_labelled_jsonl(tmp_path, records):
 
 
 def test_web_human_training_text_is_english_and_long_enough():
-    from ouroboros.transforms.synthetic_features import function_word_rate, words
-    from ouroboros.transforms.synthetic_train import load_web_human
+    from ouroboros.transforms.synthetic.features import function_word_rate, words
+    from ouroboros.transforms.synthetic.train import load_web_human
 
     rows = load_web_human(_need(SYNTH.parent))
     assert {r["source"] for r in rows} == {"cc-2019-30", "dclm-quality", "news-articles"}

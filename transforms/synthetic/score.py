@@ -31,7 +31,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 from ouroboros.transforms.base import METRICS_NAMESPACE, StrictModel
-from ouroboros.transforms.synthetic_features import (
+from ouroboros.transforms.synthetic.features import (
     ENGLISH_FUNCTION_WORDS,
     REPETITION_SIGNALS,
     function_word_rate,
@@ -40,7 +40,7 @@ from ouroboros.transforms.synthetic_features import (
     words,
     zipf_table,
 )
-from ouroboros.transforms.synthetic_train import (
+from ouroboros.transforms.synthetic.train import (
     MODEL_FILES,
     PHRASE_BOOK_FILES,
     VIEWS,
@@ -48,7 +48,7 @@ from ouroboros.transforms.synthetic_train import (
 )
 from pydantic import Field, model_validator
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "synthetic"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "synthetic"
 PROVENANCE_CLASSES = ("human", "ai_assisted", "synthetic", "unknown")
 
 

@@ -18,8 +18,8 @@ from typing import Any
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from ouroboros.transforms.base import StrictModel, error_record
-from ouroboros.transforms.domains import registered_domain
-from ouroboros.transforms.limits import (
+from ouroboros.transforms.io.domains import registered_domain
+from ouroboros.transforms.io.limits import (
     DecompressionBudget,
     GuardedStream,
     LimitExceeded,

@@ -28,10 +28,9 @@ import apache_beam as beam
 import numpy as np
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
+from ouroboros.transforms.base import KEPT, METRICS_NAMESPACE, REJECTED, StrictModel, reject
+from ouroboros.transforms.sampling.strata import stratum_key, validate_keys
 from pydantic import Field, model_validator
-
-from .base import KEPT, METRICS_NAMESPACE, REJECTED, StrictModel, reject
-from .strata import stratum_key, validate_keys
 
 STAGE = "sample"
 Policy = Literal["proportional", "temperature", "floor_and_cap"]
@@ -46,7 +45,7 @@ class SamplingConfig(StrictModel):
     keys: tuple[str, ...] = Field(
         ("language",),
         description="stratum keys, composed in order: language, domain, topic, "
-        "length, provenance, quality (see transforms/strata.py)",
+        "length, provenance, quality (see transforms/sampling/strata.py)",
     )
     policy: Policy = Field("floor_and_cap", description="quota policy (formulas in sampling.py)")
     unit: Literal["records", "tokens"] = Field(

@@ -22,7 +22,7 @@ from importlib.metadata import version
 from typing import Any, Literal
 
 from ouroboros.transforms.base import StrictModel
-from ouroboros.transforms.limits import LimitExceeded, binary_kind, html_depth
+from ouroboros.transforms.io.limits import LimitExceeded, binary_kind, html_depth
 from pydantic import Field
 
 Engine = Literal["trafilatura", "resiliparse"]
@@ -192,7 +192,7 @@ class ExtractorProcess:
         self.restarts = 0  # pages that overran or crashed the child (it restarts on the next page)
 
     def start(self) -> None:
-        code = "from ouroboros.transforms.extract import _worker_main; _worker_main()"
+        code = "from ouroboros.transforms.io.extract import _worker_main; _worker_main()"
         cmd = [sys.executable, "-c", code, self._config.model_dump_json()]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         weakref.finalize(self, _kill, proc)

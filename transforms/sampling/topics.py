@@ -20,10 +20,9 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
+from ouroboros.transforms.base import METRICS_NAMESPACE, StrictModel
+from ouroboros.transforms.sampling.quotas import unit_hash
 from pydantic import Field
-
-from .base import METRICS_NAMESPACE, StrictModel
-from .sampling import unit_hash
 
 
 class TopicConfig(StrictModel):

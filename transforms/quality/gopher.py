@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from ouroboros.transforms.base import StrictModel
-from ouroboros.transforms.quality_words import split_words  # noqa: F401  (re-exported)
+from ouroboros.transforms.quality.words import split_words  # noqa: F401  (re-exported)
 from pydantic import Field
 
 # ---------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import bisect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .domains import registered_domain
+from ouroboros.transforms.io.domains import registered_domain
 
 UNKNOWN = "unknown"
 
@@ -66,7 +66,7 @@ def quality_key(doc: dict[str, Any], edges: Sequence[float] = DEFAULT_QUALITY_ED
 
 
 def topic_key(doc: dict[str, Any]) -> str:
-    """The label `transforms/topics.py` assigned (`AssignTopics` must run before the sampler)."""
+    """The label `transforms/sampling/topics.py` assigned (`AssignTopics` must run before the sampler)."""
     return doc.get("topic") or UNKNOWN
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 from ouroboros.transforms.fasttext_train import train_supervised
-from ouroboros.transforms.synthetic_features import (
+from ouroboros.transforms.synthetic.features import (
     PHRASE_BOOK_SIGNALS,
     fasttext_line,
     masked_line,
@@ -132,7 +132,10 @@ def load_web_human(data_root: str | Path) -> list[dict[str, Any]]:
     (``synthetic.judgeable`` with the default ``SyntheticConfig``: enough words, English by
     function-word share).
     """
-    from ouroboros.transforms.synthetic import SyntheticConfig, judgeable  # imports this module
+    from ouroboros.transforms.synthetic.score import (  # imports this module
+        SyntheticConfig,
+        judgeable,
+    )
 
     config = SyntheticConfig()
     root = Path(data_root)
@@ -444,11 +447,11 @@ def format_metrics(metrics: dict[str, Any]) -> str:
 def build_default_model(shared_root: str | Path, output_dir: str | Path | None = None,
                         seed: int = 0) -> dict[str, Any]:
     """Rebuild the model shipped in ``transforms/models/synthetic`` from ``shared/data``."""
-    output_dir = output_dir or Path(__file__).resolve().parent / "models" / "synthetic"
+    output_dir = output_dir or Path(__file__).resolve().parents[1] / "models" / "synthetic"
     return fit_detector(load_training_data(shared_root), output_dir, seed=seed)
 
 
-if __name__ == "__main__":  # python -m ouroboros.transforms.synthetic_train ../shared/data
+if __name__ == "__main__":  # python -m ouroboros.transforms.synthetic.train ../shared/data
     import sys
 
     print(format_metrics(build_default_model(sys.argv[1], *(sys.argv[2:3] or [None]))))

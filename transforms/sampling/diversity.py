@@ -23,8 +23,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 from apache_beam import pvalue
-
-from .strata import stratum_key
+from ouroboros.transforms.sampling.strata import stratum_key
 
 NGRAM_ORDERS: tuple[int, ...] = (1, 2)
 KMV_K = 4096  # sketch size: relative error of a distinct count about 1 / sqrt(k) = 1.6%

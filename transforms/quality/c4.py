@@ -20,8 +20,8 @@ from functools import lru_cache
 from typing import Any
 
 from ouroboros.transforms.base import StrictModel
-from ouroboros.transforms.quality_gopher import TERMINAL_PUNCTUATION, _fmt
-from ouroboros.transforms.quality_words import _char_class, tokenize_chunk, trim_cache
+from ouroboros.transforms.quality.gopher import TERMINAL_PUNCTUATION, _fmt
+from ouroboros.transforms.quality.words import _char_class, tokenize_chunk, trim_cache
 from pydantic import Field
 
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")

@@ -26,14 +26,14 @@ from typing import Any
 
 from ouroboros.schemas.record import QUALITY_SIGNALS
 from ouroboros.transforms.base import StrictModel
-from ouroboros.transforms.quality_c4 import C4Config, c4_reasons, c4_signals
-from ouroboros.transforms.quality_fineweb import (
+from ouroboros.transforms.quality.c4 import C4Config, c4_reasons, c4_signals
+from ouroboros.transforms.quality.fineweb import (
     FineWebConfig,
     fineweb_reasons,
     fineweb_signals,
     non_blank_lines,
 )
-from ouroboros.transforms.quality_gopher import (
+from ouroboros.transforms.quality.gopher import (
     GOPHER_STOP_WORDS_EN,
     GopherQualityConfig,
     GopherRepetitionConfig,
@@ -132,7 +132,9 @@ def quality_signals_and_reasons(text: str, language: str | None,
 def clear_caches() -> None:
     """Forget the per-chunk and per-word caches (a fresh worker's state; used by the benchmark).
     The word table is per thread: this clears the calling thread's."""
-    from ouroboros.transforms import quality_c4, quality_gopher, quality_words
+    from ouroboros.transforms.quality import c4 as quality_c4
+    from ouroboros.transforms.quality import gopher as quality_gopher
+    from ouroboros.transforms.quality import words as quality_words
 
     quality_words._CACHE.clear()
     quality_gopher._table().clear()

@@ -50,8 +50,13 @@ from ouroboros.transforms.base import (
     error_record,
     reject,
 )
-from ouroboros.transforms.components import ClusterInfo, ConnectedComponents, Rank
-from ouroboros.transforms.minhash import MinHashConfig, band_hashes, estimated_jaccard, signatures
+from ouroboros.transforms.dedup.components import ClusterInfo, ConnectedComponents, Rank
+from ouroboros.transforms.dedup.minhash import (
+    MinHashConfig,
+    band_hashes,
+    estimated_jaccard,
+    signatures,
+)
 
 STAGE = "near_dedup"
 NEW_TIER, PRIOR_TIER = 1, 0

@@ -16,7 +16,7 @@ from itertools import compress
 from typing import Any
 
 from ouroboros.transforms.base import StrictModel
-from ouroboros.transforms.quality_gopher import TERMINAL_PUNCTUATION_TUPLE, _fmt, find_duplicates
+from ouroboros.transforms.quality.gopher import TERMINAL_PUNCTUATION_TUPLE, _fmt, find_duplicates
 from pydantic import Field
 
 
