@@ -189,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="labelled JSONL: {\"text\": ..., \"label\": 0|1 or human|machine, \"group\"?}")
     ts.add_argument("--output", required=True, help="model directory (use as synthetic.model_path)")
     ts.add_argument("--seed", type=int, default=0)
+    from ouroboros.pipeline.simulate import add_arguments as simulate_arguments
+
+    simulate_arguments(sub.add_parser(
+        "simulate", help="recursive training on real text: how much curation slows model collapse"))
     sub.add_parser("config", help="print the default configuration with every key documented")
     sub.add_parser("schema", help="print the output columns (Markdown)")
 
@@ -211,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
             from ouroboros.transforms.synthetic.train import format_metrics, train_synthetic
 
             print(format_metrics(train_synthetic(args.data, args.output, seed=args.seed)))
+        elif args.command == "simulate":
+            if beam_args:
+                parser.error(f"unrecognized arguments: {' '.join(beam_args)}")
+            from ouroboros.pipeline.simulate import run_from_args
+
+            return run_from_args(args)
         elif args.command in ("run", "tag", "demo"):
             if args.command == "demo":
                 inputs, overwrite = demo_inputs(), True
