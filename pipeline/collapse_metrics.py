@@ -5,8 +5,8 @@ the real distribution: rare words become rarer, then vanish. These are the quant
 simulation (`pipeline/simulate.py`) reports, defined once here so the README, the table and the
 tests say the same thing:
 
-- *words*: lower-cased tokens holding a letter or digit (punctuation, line breaks and the
-  model's special tokens are not words);
+- *words*: lower-cased tokens holding a letter or digit, without the space before them
+  (punctuation, line breaks and the model's special tokens are not words);
 - *head*: the K most frequent words of the real training corpus R (generation 0's data; ties by
   word order); every other word, including words R never had, is *tail*;
 - *tail vocabulary* T_R: the words of R outside the head;
@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from ouroboros.pipeline.ngram_lm import SPECIALS
 
 
 class WordIndex:
@@ -31,8 +32,8 @@ class WordIndex:
         index: dict[str, int] = {}
         ids = np.full(len(tokens), -1, dtype=np.int64)
         for i, tok in enumerate(tokens):
-            if not tok.startswith("<") and any(ch.isalnum() for ch in tok):
-                ids[i] = index.setdefault(tok.lower(), len(index))
+            if tok not in SPECIALS and any(ch.isalnum() for ch in tok):
+                ids[i] = index.setdefault(tok.strip().lower(), len(index))
         self.of_token = ids
         self.size = len(index)
 

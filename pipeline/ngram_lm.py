@@ -14,7 +14,8 @@ best-performing classical n-gram smoothing, and three of its properties matter h
 - its lower orders use continuation counts (in how many contexts a word appears), the usual guard
   against words that are frequent only inside one phrase.
 
-Tokens: words (letter/digit runs with inner apostrophes or hyphens), single punctuation characters,
+Tokens: words (letter/digit runs with inner apostrophes or hyphens) and single punctuation
+characters, each with the space before it if there was one (so tokens give the text back exactly),
 ``<nl>`` for a line break and ``</s>`` at the end of a document; ``<s>`` pads the start of each
 document (it is never predicted). The discount per order is D = n1 / (n1 + 2 n2) (Ney et al. 1994),
 and n-grams that begin with ``<s>`` keep their raw counts at lower orders, as KenLM does.
@@ -39,8 +40,6 @@ SPECIALS = (BOS, EOS, NL)
 BOS_ID, EOS_ID, NL_ID = 0, 1, 2
 
 _TOKEN = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*|[^\w\s]|_+")
-_NO_SPACE_BEFORE = frozenset(".,;:!?%)]}»”’…")
-_NO_SPACE_AFTER = frozenset("([{«“$#")
 _CACHE_LIMIT = 500_000  # nuclei kept per model (small: they point into shared levels)
 
 
@@ -49,10 +48,13 @@ _CACHE_LIMIT = 500_000  # nuclei kept per model (small: they point into shared l
 
 
 def tokenize(text: str) -> list[str]:
-    """Words and punctuation, with ``<nl>`` between non-empty lines."""
+    """Words and punctuation, each carrying the space before it (`" word"`), and ``<nl>`` between
+    non-empty lines: `detokenize` gives the text back (spaces collapsed, blank lines dropped), so
+    real text reaches the pipeline as written and the model learns where spaces go."""
     out: list[str] = []
     for line in text.split("\n"):
-        toks = _TOKEN.findall(line)
+        toks = [(" " if m.start() and line[m.start() - 1].isspace() else "") + m.group()
+                for m in _TOKEN.finditer(line)]
         if toks:
             if out:
                 out.append(NL)
@@ -61,22 +63,16 @@ def tokenize(text: str) -> list[str]:
 
 
 def detokenize(tokens: Iterable[str]) -> str:
-    """Text from tokens: spaces between words, none before closing or after opening punctuation."""
+    """The text of tokens from `tokenize` (or sampled by the model)."""
     lines: list[str] = []
     cur: list[str] = []
-    prev = ""
     for tok in tokens:
-        if tok in (BOS, EOS):
-            continue
         if tok == NL:
-            lines.append("".join(cur))
-            cur, prev = [], ""
-            continue
-        if cur and tok not in _NO_SPACE_BEFORE and prev not in _NO_SPACE_AFTER:
-            cur.append(" ")
-        cur.append(tok)
-        prev = tok
-    lines.append("".join(cur))
+            lines.append("".join(cur).strip())
+            cur = []
+        elif tok not in (BOS, EOS):
+            cur.append(tok)
+    lines.append("".join(cur).strip())
     return "\n".join(line for line in lines if line)
 
 
@@ -415,7 +411,7 @@ class KneserNeyLM:
             rest = need - kept
             if count:
                 j = min(max(int(b.run_n.searchsorted(rest, side="left")) - 1, 0), len(b.run_lo) - 1)
-                r = min(int(b.run_lo[j]) + int(round(rest)) - int(b.run_n[j]), int(b.run_hi[j]))
+                r = min(int(b.run_lo[j]) + int(rest) - int(b.run_n[j]), int(b.run_hi[j]))
             else:
                 rest = rest / c_l if c_l > 0 else 0.0
                 j = min(max(int(b.run_cum.searchsorted(rest, side="left")) - 1, 0), len(b.run_lo) - 1)

@@ -220,7 +220,7 @@ class _Inline(Executor):
     def __init__(self, test: list[np.ndarray]):
         self._test = test
 
-    def submit(self, fn, /, *args, **kwargs):  # noqa: ANN001
+    def submit(self, fn, /, *args, **kwargs):
         f: Future = Future()
         f.set_result(model_step(args[0], self._test))
         return f
@@ -272,8 +272,8 @@ def curate(crawl: list[SimDoc], vocab: Vocabulary, workdir: Path, generation: in
                     fate[doc.origin]["kept"] += 1
                 else:
                     fate[doc.origin][f"rejected_at_{row['reject_stage']}"] += 1
-    for origin in fate:
-        fate[origin]["in_crawl"] = sum(1 for d in crawl if d.origin == origin)
+    for origin, counts in fate.items():
+        counts["in_crawl"] = sum(1 for d in crawl if d.origin == origin)
     kept.sort(key=lambda d: d.id)
     return kept, {"fate": {k: dict(v) for k, v in fate.items()}, "errors": stats.get("errors", 0),
                   "accounting_holds": stats.get("accounting", {}).get("holds")}
@@ -320,7 +320,7 @@ def run_simulation(cfg: SimConfig) -> dict[str, Any]:
     lengths_ref = np.array([len(d.tokens) for d in d0])
 
     words = WordIndex(vocab.words)
-    word_docs = lambda docs: [words.words(d.tokens) for d in docs]  # noqa: E731
+    word_docs = lambda docs: [words.words(d.tokens) for d in docs]
     ref = TailReference.from_docs(word_docs(d0), words.size, cfg.tail_top_k)
     test_words = [words.words(a) for a in test]
     real_reference = output_metrics(test_words, ref, words.size, cfg.metric_tokens)
@@ -338,7 +338,7 @@ def run_simulation(cfg: SimConfig) -> dict[str, Any]:
     rows: list[dict] = []
     pipeline_runs: list[dict] = []
     try:
-        ppl0, sample0, secs0 = executor.submit(_model_step_worker, task(d0, 0)).result()
+        ppl0, sample0, _ = executor.submit(_model_step_worker, task(d0, 0)).result()
         out0 = [SimDoc(f"g01-s{i:06d}", "generated", 1, a) for i, a in enumerate(sample0)]
         base_row = metrics_row(0, "", d0, out0, ppl0, words, ref, cfg, None)
         tail_out0 = base_row["tail_kept_out_abs"]
