@@ -76,16 +76,21 @@ def detokenize(tokens: Iterable[str]) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def truncate(ids: np.ndarray, max_tokens: int) -> np.ndarray:
-    """The first `max_tokens` tokens, cut at the last line break when one falls in the second half
-    (a page cut mid-line would fail line-based quality rules for a reason no writer caused)."""
-    if len(ids) <= max_tokens:
+def truncate(ids: np.ndarray, max_tokens: int, sentence_ends: np.ndarray | None = None,
+             open_end: bool = False) -> np.ndarray:
+    """The first `max_tokens` tokens, cut at the last line break or sentence end (`sentence_ends`:
+    a mask over ids) in the second half: a text cut mid-sentence would fail line-based quality
+    rules (C4 drops lines without terminal punctuation) for a reason no writer caused.
+    `open_end`: the document did not end by itself (a sample that hit the limit); cut it the same."""
+    if len(ids) <= max_tokens and not open_end:
         return ids
     head = ids[:max_tokens]
-    breaks = np.nonzero(head == NL_ID)[0]
-    if len(breaks) and breaks[-1] >= max_tokens // 2:
-        return head[: breaks[-1]]
-    return head
+    clean = head == NL_ID  # cut before a line break ...
+    if sentence_ends is not None:
+        clean[1:] |= sentence_ends[head[:-1]]  # ... or after a sentence end
+    cuts = np.nonzero(clean)[0]
+    cuts = cuts[cuts >= max(max_tokens // 2, 1)]
+    return head[: cuts[-1]] if len(cuts) else head
 
 
 class Vocabulary:
@@ -106,6 +111,10 @@ class Vocabulary:
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.words[i] for i in ids]
+
+    def sentence_ends(self) -> np.ndarray:
+        """Mask of the ids after which a sentence ends (for `truncate`)."""
+        return np.array([w.strip() in (".", "!", "?", "…") for w in self.words])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -448,7 +457,8 @@ class KneserNeyLM:
 
     def sample(self, rng: np.random.Generator, max_tokens: int, top_p: float = 1.0,
                top_k: int = 0) -> np.ndarray:
-        """One document: tokens until ``</s>`` or `max_tokens` (then cut like real documents)."""
+        """One document: tokens until ``</s>`` or `max_tokens` (a document of exactly
+        `max_tokens` did not end by itself: cut it like a real one, `truncate(..., open_end=True)`)."""
         n = self.order - 1
         if self._cache_key != (top_p, top_k):
             self._cache, self._cache_key = {}, (top_p, top_k)
@@ -467,8 +477,7 @@ class KneserNeyLM:
             out.append(w)
             if n:
                 ctx = ctx[1:] + (w,)
-        ids = np.asarray(out, dtype=np.int64)
-        return ids if len(ids) < max_tokens else truncate(ids, max_tokens)
+        return np.asarray(out, dtype=np.int64)
 
 
 @dataclass

@@ -189,6 +189,7 @@ class ModelTask:
     generation: int
     top_p: float
     top_k: int
+    sentence_ends: np.ndarray
 
 
 def model_step(task: ModelTask, test: list[np.ndarray]) -> tuple[float, list[np.ndarray], float]:
@@ -197,8 +198,12 @@ def model_step(task: ModelTask, test: list[np.ndarray]) -> tuple[float, list[np.
     t0 = time.perf_counter()
     lm = KneserNeyLM.fit(task.train, task.vocab_size, task.order)
     ppl = lm.perplexity(test)
-    out = [lm.sample(np.random.default_rng([task.seed, task.generation, i]), int(task.lengths[i]),
-                     task.top_p, task.top_k) for i in range(task.n_samples)]
+    out = []
+    for i in range(task.n_samples):
+        n = int(task.lengths[i])
+        ids = lm.sample(np.random.default_rng([task.seed, task.generation, i]), n, task.top_p,
+                        task.top_k)
+        out.append(truncate(ids, n, task.sentence_ends, open_end=True) if len(ids) == n else ids)
     return ppl, out, time.perf_counter() - t0
 
 
@@ -312,7 +317,8 @@ def run_simulation(cfg: SimConfig) -> dict[str, Any]:
             f"(test {cfg.test_docs} + generation 0 {cfg.docs} + {cfg.generations} generations x "
             f"{cfg.fresh} fresh): lower --docs, --crawl-docs, --fresh-share or --test-docs")
     vocab = Vocabulary(t for doc in tokens for t in doc)
-    real = [truncate(vocab.encode(t), cfg.max_doc_tokens) for t in tokens]
+    ends = vocab.sentence_ends()
+    real = [truncate(vocab.encode(t), cfg.max_doc_tokens, ends) for t in tokens]
     test = real[: cfg.test_docs]
     d0 = [SimDoc(f"g00-r{i:06d}", "real", 0, a) for i, a in enumerate(real[cfg.test_docs:
                                                                           cfg.test_docs + cfg.docs])]
@@ -333,7 +339,7 @@ def run_simulation(cfg: SimConfig) -> dict[str, Any]:
     def task(train: list[SimDoc], g: int) -> ModelTask:
         lengths = np.random.default_rng([cfg.seed, g, 1]).choice(lengths_ref, n_synth)
         return ModelTask([d.tokens for d in train], len(vocab), cfg.order, n_synth, lengths,
-                         cfg.seed, g, cfg.top_p, cfg.top_k)
+                         cfg.seed, g, cfg.top_p, cfg.top_k, ends)
 
     rows: list[dict] = []
     pipeline_runs: list[dict] = []

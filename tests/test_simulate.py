@@ -153,10 +153,15 @@ def test_tokens_give_the_text_back(corpus):
         texts = [normalize_text(json.loads(line)["text"]) for line in f][:200]
     for text in texts:
         assert detokenize(tokenize(text)) == "\n".join(x for x in text.split("\n") if x.strip())
-    ids = Vocabulary(tokenize("a b\nc d e\nf g h i")).encode(tokenize("a b\nc d e\nf g h i"))
-    assert len(truncate(ids, 9)) == 6  # cut at the last line break (token 6) in the second half
-    ids = Vocabulary(tokenize("a b c d e\nf")).encode(tokenize("a b c d e\nf"))
-    assert len(truncate(ids, 4)) == 4  # no line break before the limit: cut at the limit
+    samples = ["a b\nc d e\nf g h i", "a b c. d e f g h", "a b c d e\nf", "a b c. d"]
+    vocab = Vocabulary(t for text in samples for t in tokenize(text))
+    enc = lambda text: vocab.encode(tokenize(text))  # noqa: E731
+    ends = vocab.sentence_ends()
+    assert len(truncate(enc("a b\nc d e\nf g h i"), 9, ends)) == 6  # at the last line break
+    assert detokenize(vocab.decode(truncate(enc("a b c. d e f g h"), 7, ends))) == "a b c."
+    assert len(truncate(enc("a b c d e\nf"), 4, ends)) == 4  # no clean cut: at the limit
+    assert len(truncate(enc("a b c. d"), 5, ends)) == 5  # short enough: kept whole ...
+    assert len(truncate(enc("a b c. d"), 5, ends, open_end=True)) == 4  # ... unless it was cut
 
 
 # --- metrics on a hand-made distribution ------------------------------------------------------
