@@ -294,7 +294,10 @@ def run_simulation(cfg: SimConfig) -> dict[str, Any]:
     from ouroboros.pipeline.simulate_report import write_report
 
     cfg.check()
+    from ouroboros.transforms.io.read import expand_inputs
+
     pipe_cfg = load_config(cfg.pipeline_config, list(cfg.overrides))  # errors before any work
+    expand_inputs(list(cfg.inputs))  # a pattern that matches nothing is an error here too
     out = Path(cfg.output)
     if out.exists() and any(out.iterdir()) and not cfg.overwrite:
         raise SimulationError(f"{out} is not empty; choose another --output or pass --overwrite")
