@@ -155,7 +155,7 @@ def test_tokens_give_the_text_back(corpus):
         assert detokenize(tokenize(text)) == "\n".join(x for x in text.split("\n") if x.strip())
     samples = ["a b\nc d e\nf g h i", "a b c. d e f g h", "a b c d e\nf", "a b c. d"]
     vocab = Vocabulary(t for text in samples for t in tokenize(text))
-    enc = lambda text: vocab.encode(tokenize(text))  # noqa: E731
+    enc = lambda text: vocab.encode(tokenize(text))
     ends = vocab.sentence_ends()
     assert len(truncate(enc("a b\nc d e\nf g h i"), 9, ends)) == 6  # at the last line break
     assert detokenize(vocab.decode(truncate(enc("a b c. d e f g h"), 7, ends))) == "a b c."
