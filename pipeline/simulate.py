@@ -28,6 +28,7 @@ import time
 from collections import Counter
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -335,8 +336,9 @@ def run_simulation(cfg: SimConfig) -> dict[str, Any]:
     real_reference = output_metrics(test_words, ref, words.size, cfg.metric_tokens)
 
     n_synth = cfg.crawl - cfg.fresh
-    executor: Executor = (ProcessPoolExecutor(cfg.workers, initializer=_init_worker,
-                                              initargs=(test,))
+    # Spawned, not forked: the Beam pipelines of the curated regimes run threads in this process.
+    executor: Executor = (ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn"),
+                                              initializer=_init_worker, initargs=(test,))
                           if cfg.workers > 1 else _Inline(test))
 
     def task(train: list[SimDoc], g: int) -> ModelTask:
