@@ -94,6 +94,8 @@ class ReadShard(beam.DoFn):
             elif kind == "error":
                 self._errors.inc()
                 item["run_id"] = self._run.run_id
+                if self._progress is not None:
+                    self._progress.add(read_errors=1)
                 yield pvalue.TaggedOutput(ERRORS, item)
             else:
                 self._skipped.inc()

@@ -7,13 +7,13 @@ and redraws one line (tqdm). Files, not a queue, because the multi-process Direc
 separate interpreters that inherit nothing but the pickled DoFns, and a path pickles.
 
 What is counted, and where:
-- `read`: records the readers produced (documents and read errors), `shards`/`shard_bytes` when a
-  shard is finished (`pipeline/graph.py`, ReadShard);
+- `read` (and `read_errors`): records the readers produced, `shards`/`shard_bytes` when a shard is
+  finished (`pipeline/graph.py`, ReadShard);
 - `started`: documents entering the per-document stages, `done`: records reaching their output
   (curated, rejected or errors): both in `pipeline/stats.py`, which keys every record anyway.
-Every record is started once and done once, so (started + done) / (2 x records) runs from 0 to 1;
-the post-filter stages (dedup, scoring, sampling, writing) are weighted by the records that reach
-them. A retried bundle counts twice: the line is an estimate, `stats.json` is exact.
+The DirectRunner runs the graph stage by stage, so a run goes through phases (reading, filtering,
+finishing) and the line estimates the time left in the current one (see `estimate`). A retried
+bundle counts twice: the line is an estimate, `stats.json` is exact.
 
 The line is drawn only when standard error is a terminal and the runner is local (the workers
 of Dataflow, Flink or Dask cannot write to the driver's disk).
@@ -116,52 +116,66 @@ class ProgressChannel:
 
 @dataclass
 class Estimate:
-    phase: str  # "reading" or "curating"
-    fraction: float | None  # of the whole run's work, None while unknown
-    seconds_left: float | None
+    phase: str  # starting | reading | filtering | finishing
+    fraction: float | None  # of the current phase, None while unknown
+    seconds_left: float | None  # for the current phase
     rate: float | None  # records per second in the current phase
 
 
-def estimate(counts: dict[str, int], total_shards: int, total_bytes: int, elapsed: float,
-             processing_elapsed: float | None) -> Estimate:
-    """How far the run is and how long it still needs, from the summed counts.
+def estimate(counts: dict[str, int], total_shards: int, total_bytes: int,
+             phase_elapsed: float) -> Estimate:
+    """Where the run is and how long the current phase still needs, from the summed counts.
 
-    While shards are still being read the estimate covers only the reading (by bytes, or by shards
-    when sizes are unknown); then it is (started + done) / (2 x records read), extrapolated over the
-    time since processing began."""
+    Phases, as the DirectRunner runs them: reading every shard (progress by bytes, or by shards when
+    sizes are unknown), filtering (documents through the per-document stages, of those read), then
+    finishing (dedup, scoring, sampling and writing: records written, of those read). Each estimate
+    extrapolates the current phase's rate; the next phase's length is not known until it starts,
+    so the line says which phase it is estimating."""
     read, started, done = counts.get("read", 0), counts.get("started", 0), counts.get("done", 0)
     shards = counts.get("shards", 0)
+    if not (read or started or done or shards):
+        return Estimate("starting", None, None, None)
     if shards < total_shards and started == 0:
         if total_bytes > 0:
             frac = min(counts.get("shard_bytes", 0) / total_bytes, 1.0)
         else:
             frac = shards / total_shards if total_shards else 0.0
-        left = elapsed * (1 - frac) / frac if frac > 0 else None
-        return Estimate("reading", None, left, read / elapsed if elapsed > 0 else None)
-    expected = max(read, started, done, 1)
-    frac = min((started + done) / (2 * expected), 1.0)
-    t = processing_elapsed if processing_elapsed is not None else elapsed
-    left = t * (1 - frac) / frac if frac > 0 and t > 0 else None
-    rate = started / t if t > 0 else None
-    return Estimate("curating", frac, left, rate)
+        return Estimate("reading", frac, _left(phase_elapsed, frac), _rate(read, phase_elapsed))
+    documents = read - counts.get("read_errors", 0)
+    if started < documents or shards < total_shards:
+        frac = started / documents if documents else 0.0
+        return Estimate("filtering", frac, _left(phase_elapsed, frac), _rate(started, phase_elapsed))
+    frac = min(done / read, 1.0) if read else 0.0
+    return Estimate("finishing", frac, _left(phase_elapsed, frac) if done else None,
+                    _rate(done, phase_elapsed) if done else None)
+
+
+def _left(elapsed: float, frac: float) -> float | None:
+    return elapsed * (1 - frac) / frac if frac > 0 and elapsed > 0 else None
+
+
+def _rate(n: int, elapsed: float) -> float | None:
+    return n / elapsed if elapsed > 0 and n else None
 
 
 def format_line(counts: dict[str, int], total_shards: int, est: Estimate, elapsed: float) -> str:
     from tqdm import tqdm
 
-    parts = [f"{est.phase}: {counts.get('shards', 0)}/{total_shards} shards",
+    parts = [f"{counts.get('shards', 0)}/{total_shards} shards",
              f"{counts.get('read', 0):,} records read"]
-    if est.phase == "curating":
-        parts.append(f"{counts.get('started', 0):,} filtered, {counts.get('done', 0):,} written")
+    if est.phase in ("filtering", "finishing"):
+        parts.append(f"{counts.get('started', 0):,} filtered")
+    if est.phase == "finishing":
+        parts.append(f"{counts.get('done', 0):,} written")
     if est.rate is not None:
         parts.append(f"{est.rate:,.1f} rec/s")
     parts.append(f"{tqdm.format_interval(elapsed)} elapsed")
     if est.seconds_left is not None:
-        what = " left to read" if est.phase == "reading" else " left"
-        parts.append(f"~{tqdm.format_interval(est.seconds_left)}{what}")
-    if est.fraction is not None:
-        parts.insert(0, f"{100 * est.fraction:3.0f}%")
-    return " | ".join(parts)
+        parts.append(f"~{tqdm.format_interval(est.seconds_left)} left to {est.phase[:-3]}")
+    head = est.phase if est.fraction is None else f"{est.phase} {100 * est.fraction:3.0f}%"
+    if est.phase == "finishing":
+        head += " (dedup, scoring, writing)"
+    return f"{head} | " + " | ".join(parts)
 
 
 def enabled(runner: str | None, stream: TextIO | None = None, quiet: bool = False) -> bool:
@@ -195,19 +209,19 @@ def progress_line(shards: list[str], on: bool, stream: TextIO | None = None
     channel = ProgressChannel(path)
     total_shards, total_bytes = len(shards), shard_sizes(shards)
     stop = threading.Event()
-    bar = tqdm(total=1000, file=stream, leave=False, dynamic_ncols=True, bar_format="{postfix}")
+    bar = tqdm(total=1000, file=stream, leave=False, dynamic_ncols=True, bar_format="{desc}")
     start = time.monotonic()
 
     def poll() -> None:
-        processing_start: float | None = None
+        phase, phase_start = "", start
         while not stop.wait(POLL_SECONDS):
             counts = channel.read()
             now = time.monotonic()
-            if processing_start is None and counts.get("started", 0) > 0:
-                processing_start = now
-            est = estimate(counts, total_shards, total_bytes, now - start,
-                           None if processing_start is None else now - processing_start)
-            bar.set_postfix_str(format_line(counts, total_shards, est, now - start))
+            est = estimate(counts, total_shards, total_bytes, now - phase_start)
+            if est.phase != phase:  # each phase's rate is measured from its own start
+                phase, phase_start = est.phase, now
+                est = estimate(counts, total_shards, total_bytes, 0.0)
+            bar.set_description_str(format_line(counts, total_shards, est, now - start))
 
     thread = threading.Thread(target=poll, name="ouroboros-progress", daemon=True)
     thread.start()

@@ -54,10 +54,7 @@ class _CountKeys(beam.DoFn):
         yield self._key(record)
         yield from _shard_keys(self._kind, record)
         if self._progress is not None and self._tick:
-            if self._kind == "errors" and record.get("error_stage") == "read":
-                self._progress.add(started=1, done=1)  # never entered the document stages
-            else:
-                self._progress.add(**{self._tick: 1})
+            self._progress.add(**{self._tick: 1})
 
     def finish_bundle(self):
         if self._progress is not None:
