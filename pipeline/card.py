@@ -50,10 +50,10 @@ def _kept_notes(previous: str | None) -> tuple[str, str | None]:
     if not previous:
         return NOTES_PLACEHOLDER, None
     notes = NOTES_PLACEHOLDER
-    m = re.search(re.escape(NOTES_START) + r"\n?(.*?)\n?" + re.escape(NOTES_END), previous, re.S)
+    m = re.search(re.escape(NOTES_START) + r"\n?(.*?)\n?" + re.escape(NOTES_END), previous, re.DOTALL)
     if m:
         notes = m.group(1).strip("\n")
-    lic = re.search(r"^license:\s*(\S.*?)\s*$", previous, re.M)
+    lic = re.search(r"^license:\s*(\S.*?)\s*$", previous, re.MULTILINE)
     licence = lic.group(1) if lic and lic.group(1) not in ("unknown", "other") else None
     return notes, licence
 
@@ -106,11 +106,14 @@ def body(stats: dict[str, Any], tagged: bool, notes: str) -> str:
     else:
         lines += ['curated = load_dataset("path/to/this/directory")              # the default config',
                   'rejected = load_dataset("path/to/this/directory", "rejected")  # dropped records']
+    if not stats.get(out_key):
+        lines += ["", f"(This run kept no records: `load_dataset` will say that the {out_key} "
+                      "`train` split corresponds to no data.)"]
     lines += ["```", "",
-              "`errors/` (inputs that could not become documents: shard, location, stage, exception) "
+              ("`errors/` (inputs that could not become documents: shard, location, stage, exception) "
               "and `minhash-index/` (the band index for cross-run dedup) sit beside them with other "
               "columns; read them with `load_dataset(\"parquet\", data_files=\"errors/*.parquet\")`. "
-              "`stats.json` holds every count, per stage, reason and shard.", "",
+              "`stats.json` holds every count, per stage, reason and shard."), "",
               "## Sources and licence", "", NOTES_START, notes, NOTES_END, ""]
     lines += ["## Provenance", "", "| | |", "|---|---|",
               f"| run id | `{stats.get('run_id')}` |",
@@ -131,13 +134,13 @@ def body(stats: dict[str, Any], tagged: bool, notes: str) -> str:
         errors = f" (+{r['errors']:,} errors)" if r["errors"] else ""
         lines.append(f"| {r['stage']} | {r['in']:,} | {r['dropped']:,}{errors} | {reasons} | {r['out']:,} |")
     acc = stats.get("accounting", {})
-    lines += ["", f"Accounting: {acc.get('identity', '')}: "
-                  f"{'holds' if acc.get('holds') else 'DOES NOT HOLD'}."]
+    lines += ["", (f"Accounting: {acc.get('identity', '')}: "
+                  f"{'holds' if acc.get('holds') else 'DOES NOT HOLD'}.")]
     div = stats.get("diversity_output") or {}
     if div:
-        lines += ["", f"Diversity of the {out_key} set: {div.get('strata', 0):,} strata, Shannon "
+        lines += ["", (f"Diversity of the {out_key} set: {div.get('strata', 0):,} strata, Shannon "
                       f"{div.get('shannon', 0):.3f} nats, coverage of the input strata "
-                      f"{div.get('coverage', 0):.3f}, distinct-2 {div.get('distinct_2', 0):.3f}."]
+                      f"{div.get('coverage', 0):.3f}, distinct-2 {div.get('distinct_2', 0):.3f}.")]
     where = ("every record" if tagged else
              "the `rejected` config; the curated records have every other column")
     lines += ["", "## Schema", "",

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from ouroboros.pipeline.outputs import iter_batches, mode
+from ouroboros.transforms.base import reason_key
 from ouroboros.transforms.sampling.quotas import STAGE as SAMPLE_STAGE
 from ouroboros.transforms.sampling.strata import stratum_key
 
@@ -153,6 +154,7 @@ def profile(out: str, stats: dict[str, Any]) -> dict[str, Any]:
     clusters: dict[str, int] = {}
     representatives: dict[str, dict[str, Any]] = {}
     exact_targets: Counter[str] = Counter()
+    would_drop: dict[str, Counter[str]] = {}  # tag mode: the drops `run` would have made
     near_dropped = exact_dropped = docs = kept_docs = 0
     no_language = 0
 
@@ -169,6 +171,10 @@ def profile(out: str, stats: dict[str, Any]) -> dict[str, Any]:
                 kept = np.zeros(n, dtype=bool)
             docs += n
             kept_docs += int(kept.sum())
+            if part == "tagged":
+                for st, why in zip(stage, _to_list(batch, "reject_reason")):
+                    if st:
+                        would_drop.setdefault(st, Counter())[reason_key(why or "")] += 1
             lang = _to_list(batch, "language")
             no_language += sum(v is None for v in lang)
             dom = _to_list(batch, "domain")
@@ -231,6 +237,7 @@ def profile(out: str, stats: dict[str, Any]) -> dict[str, Any]:
             "largest": top,
         },
         "exact_dup": {"dropped": exact_dropped, "kept_with_copies": len(exact_targets)},
+        "would_drop": {st: dict(c) for st, c in would_drop.items()},
         "strata": {
             "keys": keys,
             "sampling_enabled": sampling_on,

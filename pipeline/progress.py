@@ -116,7 +116,7 @@ class ProgressChannel:
 
 @dataclass
 class Estimate:
-    phase: str  # starting | reading | filtering | finishing
+    phase: str  # starting | reading | preparing | filtering | finishing
     fraction: float | None  # of the current phase, None while unknown
     seconds_left: float | None  # for the current phase
     rate: float | None  # records per second in the current phase
@@ -127,7 +127,7 @@ def estimate(counts: dict[str, int], total_shards: int, total_bytes: int,
     """Where the run is and how long the current phase still needs, from the summed counts.
 
     Phases, as the DirectRunner runs them: reading every shard (progress by bytes, or by shards when
-    sizes are unknown), filtering (documents through the per-document stages, of those read), then
+    sizes are unknown), preparing (the workers load the stages' models), filtering (documents through the per-document stages, of those read), then
     finishing (dedup, scoring, sampling and writing: records written, of those read). Each estimate
     extrapolates the current phase's rate; the next phase's length is not known until it starts,
     so the line says which phase it is estimating."""
@@ -142,6 +142,8 @@ def estimate(counts: dict[str, int], total_shards: int, total_bytes: int,
             frac = shards / total_shards if total_shards else 0.0
         return Estimate("reading", frac, _left(phase_elapsed, frac), _rate(read, phase_elapsed))
     documents = read - counts.get("read_errors", 0)
+    if started == 0 and documents > 0:  # workers load the models before the first document
+        return Estimate("preparing", None, None, None)
     if started < documents or shards < total_shards:
         frac = started / documents if documents else 0.0
         return Estimate("filtering", frac, _left(phase_elapsed, frac), _rate(started, phase_elapsed))
@@ -163,7 +165,7 @@ def format_line(counts: dict[str, int], total_shards: int, est: Estimate, elapse
 
     parts = [f"{counts.get('shards', 0)}/{total_shards} shards",
              f"{counts.get('read', 0):,} records read"]
-    if est.phase in ("filtering", "finishing"):
+    if est.phase in ("preparing", "filtering", "finishing"):
         parts.append(f"{counts.get('started', 0):,} filtered")
     if est.phase == "finishing":
         parts.append(f"{counts.get('done', 0):,} written")

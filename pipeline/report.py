@@ -235,6 +235,8 @@ def _summary(stats: dict[str, Any], prof: dict[str, Any]) -> str:
 
 
 def _funnel(stats: dict[str, Any], prof: dict[str, Any]) -> str:
+    if prof["mode"] == "tag":  # nothing was dropped: show what `run` would have dropped
+        stats = {**stats, "rejected_by_stage": prof["would_drop"]}
     rows = funnel(stats)
     out_key = "tagged" if "tagged" in stats else "curated"
     kept = stats.get(out_key, 0) if out_key == "curated" else prof["kept"]
@@ -249,7 +251,9 @@ def _funnel(stats: dict[str, Any], prof: dict[str, Any]) -> str:
     table = _table(["stage", "in", "dropped", "reasons", "errors", "error types", "out"],
                    table_rows, numeric={1, 2, 4, 6})
     note = ('<p class="note">Stages that dropped nothing are not listed. A reason is the rule '
-            'that failed (<code>rule:signal=value</code> in <code>reject_reason</code>).</p>')
+            'that failed (<code>rule:signal=value</code> in <code>reject_reason</code>).'
+            + (' Tag mode: the drops <code>ouroboros run</code> would make (the first stage that '
+               'would drop each record).' if prof["mode"] == "tag" else "") + '</p>')
     return fig + table + note
 
 

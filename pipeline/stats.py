@@ -15,7 +15,6 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from ouroboros.transforms.base import reason_key
 
-
 SHARD = "shard"
 
 

@@ -55,7 +55,7 @@ class _Pipe:
         self.proc = subprocess.Popen(
             [browser, *FLAGS, f"--user-data-dir={user_dir}", f"--window-size={width},{height}",
              "about:blank"],
-            preexec_fn=child_fds, close_fds=False, stdin=subprocess.DEVNULL,
+            preexec_fn=child_fds, close_fds=False,  # noqa: PLW1509  (the test's own process) stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_chrome_r)
         os.close(from_chrome_w)

@@ -83,7 +83,7 @@ def test_per_shard_counts_include_empty_shards_and_read_errors():
 
 @pytest.mark.slow
 def test_no_progress_line_off_a_terminal_and_a_short_summary(demo_run):
-    out, stats, stdout, stderr = demo_run
+    _, stats, stdout, stderr = demo_run
     assert "records read" not in stderr and "filtering" not in stderr and "\r" not in stderr
     assert "Beam counters" not in stdout
     assert max(len(line) for line in stdout.splitlines()) < 200
@@ -133,6 +133,8 @@ def test_progress_estimates_each_phase():
     assert est.phase == "starting" and est.seconds_left is None
     est = progress.estimate({"read": 100, "shards": 1, "shard_bytes": 250}, 4, 1000, 10.0)
     assert est.phase == "reading" and est.fraction == 0.25 and est.seconds_left == pytest.approx(30)
+    est = progress.estimate({"read": 400, "shards": 4}, 4, 1000, 10.0)
+    assert est.phase == "preparing" and est.seconds_left is None
     est = progress.estimate({"read": 400, "shards": 4, "started": 100}, 4, 1000, 10.0)
     assert est.phase == "filtering" and est.fraction == 0.25 and est.seconds_left == pytest.approx(30)
     assert est.rate == pytest.approx(10)
@@ -356,3 +358,21 @@ def test_parquet_parts_stream_only_the_needed_columns(tmp_path):
     assert sum(b.num_rows for b in batches) == 10
     [row] = find_rows(str(tmp_path), "curated", "id", ["r7"])
     assert row["text"] == "x" * 100 and row["quality_signals"] == {"n_words": 7.0}
+
+
+@pytest.mark.slow
+def test_tag_output_gets_a_card_and_a_report_of_what_run_would_drop(tmp_path):
+    import datasets
+    from ouroboros.pipeline.cli import demo_inputs, execute
+    from ouroboros.pipeline.profile import profile
+
+    out = tmp_path / "tagged"
+    stats = execute(demo_inputs()[:1], str(out), mode="tag", quiet=True, run_id="tag-test")
+    tagged = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "hf"))["train"]
+    assert tagged.num_rows == stats["tagged"] == stats["input_records"]
+    would = Counter(s for s in tagged["reject_stage"] if s)
+    prof = profile(str(out), stats)
+    assert {st: sum(r.values()) for st, r in prof["would_drop"].items()} == dict(would)
+    assert prof["kept"] == tagged.num_rows - sum(would.values())
+    page = (out / "report.html").read_text()
+    assert "Tag mode" in page and all(f'id="{sid}"' in page for sid, _ in SECTIONS)
