@@ -91,7 +91,7 @@ def write_documents(out: str, stats: dict[str, Any] | None = None, keep_from: st
 
     stats = read_stats(out) if stats is None else stats
     written = []
-    jobs = (("run report", lambda: write_report(out, stats)),
+    jobs = (("run report", lambda: write_report(out, stats, shown_as=keep_from)),
             ("dataset card", lambda: write_card(out, stats, keep_from=keep_from)))
     for what, write in jobs:
         try:

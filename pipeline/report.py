@@ -415,10 +415,11 @@ def render(stats: dict[str, Any], prof: dict[str, Any], out: str) -> str:
     )
 
 
-def write_report(out: str, stats: dict[str, Any] | None = None) -> str:
-    """Writes `OUT/report.html` from the outputs; returns its path."""
+def write_report(out: str, stats: dict[str, Any] | None = None, shown_as: str | None = None) -> str:
+    """Writes `OUT/report.html` from the outputs; returns its path. `shown_as`: the directory the
+    page names (the final output, when `out` is the run's staging directory)."""
     stats = read_stats(out) if stats is None else stats
-    page = render(stats, profile(out, stats), out)
+    page = render(stats, profile(out, stats), shown_as or out)
     return write_text(out, "report.html", page)
 
 

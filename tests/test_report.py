@@ -233,6 +233,7 @@ def test_report_and_card_are_published_with_the_run(demo_run):
     assert "report.html" in PARTS and "README.md" in PARTS
     assert (out / "report.html").is_file() and (out / "README.md").is_file()
     assert not [p for p in out.iterdir() if p.name.startswith(".staging-")]
+    assert ".staging-" not in (out / "report.html").read_text()  # names the published directory
 
 
 # ---- inspect ----------------------------------------------------------------------------------
