@@ -93,7 +93,7 @@ def _svg(fig, name: str) -> str:
     plt = _plt()
     plt.rcParams["svg.hashsalt"] = name
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    fig.savefig(buf, format="svg", metadata={"Date": None})
     plt.close(fig)
     svg = buf.getvalue()
     svg = svg[svg.index("<svg"):]
@@ -107,7 +107,7 @@ def _no_data(what: str) -> str:
 def _funnel_figure(rows: list[dict[str, Any]], input_records: int, out_key: str, kept: int) -> str:
     plt = _plt()
     labels = ["input"] + [r["stage"] for r in rows] + [out_key]
-    fig, ax = plt.subplots(figsize=(8, 0.42 * len(labels) + 0.8))
+    fig, ax = plt.subplots(layout="constrained", figsize=(8, 0.42 * len(labels) + 0.8))
     y = np.arange(len(labels))[::-1]
     ax.barh(y[0], input_records, color=BEFORE)
     for yi, r in zip(y[1:-1], rows):
@@ -135,7 +135,7 @@ def _paired_bars(before: dict[str, int], after: dict[str, int], name: str, top: 
     if not keys:
         return _no_data(name)
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 0.28 * len(keys) + 1.0))
+    fig, ax = plt.subplots(layout="constrained", figsize=(8, 0.28 * len(keys) + 1.0))
     y = np.arange(len(keys))[::-1]
     ax.barh(y + 0.2, [before.get(k, 0) for k in keys], height=0.4, color=BEFORE, label=before_label)
     ax.barh(y - 0.2, [after.get(k, 0) for k in keys], height=0.4, color=AFTER, label=after_label)
@@ -166,13 +166,12 @@ def _signal_figure(signals: dict[str, dict[str, Any]]) -> str:
     plt = _plt()
     cols = 4
     rows = (len(shown) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(11, 2.3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 2.3 * rows), squeeze=False, layout="constrained")
     for ax, (name, hist) in zip(axes.flat, shown):
         _histogram_axes(ax, hist, name)
     for ax in list(axes.flat)[len(shown):]:
         ax.axis("off")
     axes.flat[0].legend(frameon=False, fontsize=8)
-    fig.tight_layout()
     return _svg(fig, "quality-signals")
 
 
@@ -180,7 +179,7 @@ def _score_figure(hist: dict[str, Any]) -> str:
     if sum(hist["before"]) == 0:
         return _no_data("no record has a synthetic score (synthetic stage disabled?)")
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 2.8))
+    fig, ax = plt.subplots(layout="constrained", figsize=(7, 2.8))
     _histogram_axes(ax, hist, "synthetic_score (calibrated probability of machine-written text)")
     ax.set_xlabel("synthetic_score")
     ax.set_ylabel("records")
@@ -193,7 +192,7 @@ def _cluster_figure(sizes: dict[Any, int]) -> str:
         return _no_data("no near-duplicate cluster of two or more documents")
     plt = _plt()
     xs = sorted(int(k) for k in sizes)
-    fig, ax = plt.subplots(figsize=(7, 2.6))
+    fig, ax = plt.subplots(layout="constrained", figsize=(7, 2.6))
     ax.bar([str(x) for x in xs], [sizes[x] if x in sizes else sizes[str(x)] for x in xs], color=AFTER)
     ax.set_xlabel("documents in the cluster")
     ax.set_ylabel("clusters")
