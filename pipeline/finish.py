@@ -55,6 +55,26 @@ def beam_counters(result: Any) -> dict[str, int]:
             for c in sorted(counters, key=lambda c: c.key.metric.name)}
 
 
+def seconds_by_step(result: Any) -> dict[str, float]:
+    """Processing time per top-level step of the graph (`extract`, `quality`, `NearDedup`, ...),
+    summed over workers, from the runner's monitoring infos; the DirectRunner reports them, other
+    runners may not (then this is empty and the runner's own UI has them)."""
+    try:
+        from apache_beam.metrics import monitoring_infos as mi
+
+        infos = list(result.monitoring_infos())
+    except Exception:  # noqa: BLE001  (a runner without monitoring infos)
+        return {}
+    msecs: dict[str, int] = {}
+    for info in infos:
+        if info.urn != mi.TOTAL_MSECS_URN:
+            continue
+        step = (info.labels.get("PTRANSFORM") or "").split("/", 1)[0]
+        if step:
+            msecs[step] = msecs.get(step, 0) + mi.extract_counter_value(info)
+    return {k: round(v / 1000, 3) for k, v in sorted(msecs.items(), key=lambda kv: -kv[1]) if v}
+
+
 def timing(started_at: dt.datetime, seconds: float, records: int) -> dict[str, Any]:
     finished = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     return {"started_at": started_at.isoformat(), "finished_at": finished.isoformat(),
@@ -72,6 +92,7 @@ def finish_outputs(target: str, *, inputs: list[str], config: Any, options: Any,
     stats = read_stats(target)
     stats.update(extra or {})
     stats["timing"] = timing(started_at, seconds, stats.get("input_records", 0))
+    stats["timing"]["seconds_by_step"] = seconds_by_step(result)
     stats["inputs"] = list(inputs)
     stats["runner"] = runner_info(options)
     stats["versions"] = versions()

@@ -32,7 +32,7 @@ MAIN_SIGNALS: tuple[tuple[str, np.ndarray, bool], ...] = (
     ("n_words", np.logspace(0, 5, 26), True),
     ("mean_word_length", np.linspace(0, 15, 31), False),
     ("alpha_words_ratio", np.linspace(0, 1, 21), False),
-    ("stop_words_count", np.arange(0, 42) - 0.5, False),
+    ("stop_words_count", np.arange(0, 22) - 0.5, False),
     ("dup_line_char_frac", np.linspace(0, 1, 21), False),
     ("top_2gram_char_frac", np.linspace(0, 1, 21), False),
     ("line_punct_ratio", np.linspace(0, 1, 21), False),

@@ -384,13 +384,21 @@ def _provenance(stats: dict[str, Any]) -> str:
 
         config_html = ("<h3>Effective configuration</h3><pre>"
                        + _e(yaml.safe_dump(config, sort_keys=False)) + "</pre>")
+    steps = timing.get("seconds_by_step") or {}
+    steps_html = ""
+    if steps:
+        steps_html = ("<h3>Time per step</h3>" + _table(
+            ["step", "seconds"], [[_e(k), v] for k, v in list(steps.items())[:25]], numeric={1})
+            + '<p class="note">Processing time in each step of the Beam graph, summed over '
+              "workers, from the runner's monitoring data: Beam's startup and waiting between "
+              "stages are not in it, so the sum is not the run's duration).</p>")
     counters = stats.get("beam_counters")
     counters_html = ""
     if counters:
         counters_html = ("<details><summary>Beam counters</summary>"
                          + _table(["counter", "value"], [[_e(k), v] for k, v in counters.items()],
                                   numeric={1}) + "</details>")
-    return f"<table>{html_rows}</table>{config_html}{counters_html}"
+    return f"<table>{html_rows}</table>{steps_html}{config_html}{counters_html}"
 
 
 def render(stats: dict[str, Any], prof: dict[str, Any], out: str) -> str:
