@@ -106,14 +106,15 @@ def body(stats: dict[str, Any], tagged: bool, notes: str) -> str:
     else:
         lines += ['curated = load_dataset("path/to/this/directory")              # the default config',
                   'rejected = load_dataset("path/to/this/directory", "rejected")  # dropped records']
+    lines += ["```", ""]
     if not stats.get(out_key):
-        lines += ["", f"(This run kept no records: `load_dataset` will say that the {out_key} "
-                      "`train` split corresponds to no data.)"]
-    lines += ["```", "",
-              ("`errors/` (inputs that could not become documents: shard, location, stage, exception) "
-              "and `minhash-index/` (the band index for cross-run dedup) sit beside them with other "
-              "columns; read them with `load_dataset(\"parquet\", data_files=\"errors/*.parquet\")`. "
-              "`stats.json` holds every count, per stage, reason and shard."), "",
+        lines += [(f"This run kept no records: `load_dataset` will say that the {out_key} "
+                   "`train` split corresponds to no data."), ""]
+    lines += [("`errors/` (inputs that could not become documents: shard, location, stage, "
+               "exception) and `minhash-index/` (the band index for cross-run dedup) sit beside "
+               "them with other columns; read them with "
+               "`load_dataset(\"parquet\", data_files=\"errors/*.parquet\")`. `stats.json` holds "
+               "every count, per stage, reason and shard."), "",
               "## Sources and licence", "", NOTES_START, notes, NOTES_END, ""]
     lines += ["## Provenance", "", "| | |", "|---|---|",
               f"| run id | `{stats.get('run_id')}` |",
