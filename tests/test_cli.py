@@ -226,6 +226,21 @@ def test_dry_run_lists_the_shards_and_creates_nothing(shards, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no output, no staging
 
 
+def test_dry_run_with_state_says_which_shards_would_be_skipped(shards, tmp_path, capsys):
+    from ouroboros.pipeline.manifest import identify_shards, write_manifest
+
+    state = tmp_path / "state"
+    write_manifest(str(state), "night-1", identify_shards([str(shards[0])]))
+    before = sorted(str(p) for p in state.rglob("*"))
+    code = main(["run", "-i", *map(str, shards), "-o", str(tmp_path / "out"), "--state",
+                 str(state), "--dry_run"])  # Beam's spelling is ours too, not Dataflow's dry run
+    printed = capsys.readouterr().out
+    assert code == 0 and f"{shards[0]}  (processed by an earlier run: skipped)" in printed
+    assert f"{shards[1]}\n" in printed and "1 shards already processed would be skipped" in printed
+    assert sorted(str(p) for p in state.rglob("*")) == before  # no lock taken, nothing written
+    assert not (tmp_path / "out").exists()
+
+
 def test_dry_run_still_refuses_what_a_run_would_refuse(shards, tmp_path, capsys):
     code, err = run_main(capsys, "run", "-i", str(shards[0]), "-o", str(tmp_path / "out"),
                          "--dry-run", "--direct_num_worker=2")
