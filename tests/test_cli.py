@@ -152,8 +152,8 @@ def test_limit_needs_a_positive_count_and_no_state(shards, tmp_path, capsys):
      "synthetic.model_path: no such directory: {tmp}/nowhere"),
     (["--set", "synthetic.model_path={tmp}"], "is not a `train-synthetic` model directory"),
     (["--set", "quality.gopher_quality.min_doc_words=-5"],
-     "invalid configuration in --set: quality.gopher_quality.min_doc_words: Input should be "
-     "greater than or equal to 0 (got -5)"),
+     ("invalid configuration in --set: quality.gopher_quality.min_doc_words: Input should be "
+      "greater than or equal to 0 (got -5)")),
     (["--set", "x.y=!!python/object:os.system"], "invalid configuration in --set: x.y: cannot read"),
     (["--set", "normalize.max_text_chars=[1,"], "normalize.max_text_chars: cannot read '[1,'"),
     (["--set", "novalue"], "'novalue' is not section.key=value"),
