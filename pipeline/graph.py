@@ -8,6 +8,7 @@ written with their reasons, so every input record ends in exactly one output.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -78,9 +79,11 @@ class ReadShard(beam.DoFn):
     With `limit`, a shard is read only up to its first `limit` records (documents and errors), and
     each goes out positioned, for `FirstRecords` to keep the first `limit` over all shards."""
 
-    def __init__(self, config: ReadConfig, run: RunInfo, limit: int | None = None):
+    def __init__(self, config: ReadConfig, run: RunInfo, progress: Any = None,
+                 limit: int | None = None):
         self._config = config
         self._run = run
+        self._progress = progress  # a ProgressChannel on local runs with a terminal, else None
         self._limit = limit
         self._docs = Metrics.counter(METRICS_NAMESPACE, "read.documents")
         self._errors = Metrics.counter(METRICS_NAMESPACE, "read.errors")
@@ -97,17 +100,31 @@ class ReadShard(beam.DoFn):
             elif kind == "error":
                 self._errors.inc()
                 item["run_id"] = self._run.run_id
+                if self._progress is not None:
+                    self._progress.add(read_errors=1)
             else:
                 self._skipped.inc()
                 yield pvalue.TaggedOutput(SKIPPED, item)
                 continue
+            if self._progress is not None:
+                self._progress.add(read=1)
             if self._limit is None:
                 yield item if kind == "doc" else pvalue.TaggedOutput(ERRORS, item)
                 continue
             yield pvalue.TaggedOutput(POSITIONED, ((uri, taken), kind, item))
             taken += 1
             if taken == self._limit:  # no later record of this shard can be among the first
-                return
+                break
+        if self._progress is not None:
+            self._progress.add(shards=1, shard_bytes=_local_size(uri))
+            self._progress.flush()
+
+
+def _local_size(uri: str) -> int:
+    try:
+        return os.path.getsize(uri)
+    except OSError:
+        return 0
 
 
 def _position(positioned: tuple) -> tuple[str, int]:
@@ -193,11 +210,12 @@ def prior_index_files(state: str | None) -> list[str]:
 
 def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Config,
                    run: RunInfo, mode: str = "run", state: str | None = None,
-                   limit: int | None = None) -> None:
+                   progress: Any = None, limit: int | None = None) -> None:
     """Adds the whole curation graph to `p`. mode="tag" annotates every record and drops none.
 
     `state`: directory of earlier runs' band indexes (cross-run near-dedup); this run writes its
     own index to `output/minhash-index/`, which the command moves into `state` after success.
+    `progress`: a `pipeline.progress.ProgressChannel` the workers report to (local runs), or None.
     `limit`: process only the first `limit` input records (`FirstRecords`).
     """
     drop = mode == "run"
@@ -205,7 +223,7 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
     read = (p
             | "Shards" >> beam.Create(known)
             | "SpreadShards" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(ReadShard(config.read, run, limit)).with_outputs(
+            | "Read" >> beam.ParDo(ReadShard(config.read, run, progress, limit)).with_outputs(
                 ERRORS, SKIPPED, POSITIONED, main="docs"))
     extras = {}
     if limit is None:
@@ -276,4 +294,4 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
 
     _ = ({"input": input_docs, "curated" if drop else "tagged": docs, "rejected": all_rejected,
           "errors": all_errors, "skipped": read[SKIPPED]}
-         | "Stats" >> WriteStats(output, run, shards, extras))
+         | "Stats" >> WriteStats(output, run, shards, extras, progress=progress))
