@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     tq.add_argument("--seed", type=int, default=0)
     ts = sub.add_parser("train-synthetic", help="train the synthetic-content scorer from labelled JSONL")
     ts.add_argument("--data", nargs="+", required=True,
-                    help="labelled JSONL: {\"text\": ..., \"label\": 0|1 or human|machine, \"group\"?}")
+                    help="labelled JSONL: {\"text\": ..., \"label\": 0|1 or human|machine, \"source\"?, "
+                         "\"group\"?}; calibrated on held-out sources (default source: the file name)")
     ts.add_argument("--output", required=True, help="model directory (use as synthetic.model_path)")
     ts.add_argument("--seed", type=int, default=0)
     sub.add_parser("config", help="print the default configuration with every key documented")
