@@ -300,6 +300,7 @@ def _labelled(records, n, tmp_path, name="train.jsonl"):
     return path
 
 
+@pytest.mark.slow
 def test_train_synthetic_is_reproducible_and_reports_held_out_metrics(tmp_path, records):
     records = [records[i] for i in np.random.default_rng(2).permutation(len(records))]
     assert len({r["source"] for r in records[:600]}) == 3
@@ -322,6 +323,7 @@ def test_train_synthetic_is_reproducible_and_reports_held_out_metrics(tmp_path, 
         train_synthetic([bad], tmp_path / "m2")
 
 
+@pytest.mark.slow
 def test_training_data_never_includes_the_2019_yardstick(tmp_path):
     yardstick = sorted((_need(DATA / "web")).glob("CC-MAIN-2019*.jsonl.gz"))
     assert yardstick and all(YARDSTICK.search(str(p)) for p in yardstick)

@@ -80,8 +80,9 @@ def _finalise(h: np.ndarray, salt: int, bits: int) -> np.ndarray:
 
 
 def hashed_ngrams(texts: Sequence[str], bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row, column, value) triples of the feature matrix of ``texts`` (already :func:`view`-ed),
-    sorted by row then column, one triple per distinct (row, column) and block."""
+    """(row, column, value) triples of the feature matrix of ``texts`` (already :func:`view`-ed):
+    one triple per distinct (row, column) and block, the char block first, each sorted by (row,
+    column). A row's triples come in the same order whatever else is in the batch."""
     data = bytearray()
     starts = []
     for t in texts:
@@ -101,14 +102,13 @@ def hashed_ngrams(texts: Sequence[str], bits: int) -> tuple[np.ndarray, np.ndarr
 
         blocks = []
         chars = []
-        sep = b == _SEP
         for k in CHAR_N:
             if n < k:
                 continue
-            a = np.arange(n - k + 1)
-            ok = ~np.any(np.lib.stride_tricks.sliding_window_view(sep, k), axis=1)
-            a = a[ok]
-            chars.append((doc[a], _finalise(spans(a, a + k), _SALT[("c", k)], bits)))
+            # every window [a, a + k) as slices (no gathers); keep those inside one document
+            h = (cum[k:] - cum[:-k]) * pw[k - 1:n]
+            ok = (doc[: n - k + 1] == doc[k - 1:]) & (b[k - 1:] != _SEP)
+            chars.append((doc[: n - k + 1][ok], _finalise(h[ok], _SALT[("c", k)], bits)))
         blocks.append(chars)
         word_b, space_b = _byte_classes()
         is_w = word_b[b]
@@ -137,9 +137,7 @@ def hashed_ngrams(texts: Sequence[str], bits: int) -> tuple[np.ndarray, np.ndarr
         rows.append(r)
         cols.append(uniq & ((1 << bits) - 1))
         vals.append(v / np.maximum(norm[r], 1e-12))
-    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
-    order = np.lexsort((c, r))
-    return r[order], c[order], v[order]
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
 
 
 def feature_matrix(texts: Sequence[str], bits: int, batch: int = 512):
