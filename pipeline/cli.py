@@ -353,7 +353,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     tq.add_argument("--seed", type=int, default=0)
     ts = commands["train-synthetic"]
     ts.add_argument("--data", nargs="+", required=True,
-                    help="labelled JSONL: {\"text\": ..., \"label\": 0|1 or human|machine, \"group\"?}")
+                    help="labelled JSONL: {\"text\": ..., \"label\": 0|1 or human|machine, \"source\"?, "
+                         "\"group\"?}; calibrated on held-out sources (default source: the file name)")
     ts.add_argument("--output", required=True, help="model directory (use as synthetic.model_path)")
     ts.add_argument("--seed", type=int, default=0)
     ins = commands["inspect"]
