@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import time
 from collections import Counter
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -454,9 +455,9 @@ def metrics_row(g: int, regime: str, train: list[SimDoc], output: list[SimDoc], 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", "-i", action="append", required=True,
-                   help="real text: shard glob, path or directory (repeatable), read with the "
-                        "project's readers")
+    p.add_argument("--input", "-i", nargs="+", action="extend", required=True, metavar="PATH",
+                   help="real text: shard paths, globs or directories (one or more, and "
+                        "repeatable), read with the project's readers")
     p.add_argument("--output", "-o", required=True, help="directory for the table, CSV, JSON, "
                                                          "plots and the pipeline runs")
     p.add_argument("--generations", "-g", type=int, default=10)
@@ -504,8 +505,9 @@ def run_from_args(args: argparse.Namespace) -> int:
         seed=args.seed, workers=args.workers, overwrite=args.overwrite)
     try:
         result = run_simulation(cfg)
-    except SimulationError as exc:
-        raise SystemExit(f"error: {exc}") from None
+    except SimulationError as exc:  # a refusal before the work: exit code 2, like every command
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(format_table(result))
     print(f"\noutput: {os.path.abspath(cfg.output)}/ (simulation.csv, simulation.json, *.png, "
           f"pipeline/) in {result['seconds']:.0f} s")
