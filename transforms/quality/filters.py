@@ -21,11 +21,12 @@ default; bench/quality_vs_datatrove.py uses that mode to compare decisions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
 from ouroboros.schemas.record import QUALITY_SIGNALS
-from ouroboros.transforms.base import StrictModel
+from ouroboros.transforms.base import DocumentStage, StrictModel, Verdict
 from ouroboros.transforms.quality.c4 import C4Config, c4_reasons, c4_signals
 from ouroboros.transforms.quality.fineweb import (
     FineWebConfig,
@@ -141,10 +142,12 @@ def clear_caches() -> None:
     quality_c4._CLASSES.clear()
 
 
-class Quality:
-    """Per-document stage: fills quality_signals, quality_pass, quality_reasons."""
+class Quality(DocumentStage):
+    """Per-document stage: fills quality_signals, quality_pass, quality_reasons; with ``filter``
+    on, rejects with the first failing rule."""
 
     name = "quality"
+    batch_size = 256
 
     def __init__(self, config: QualityConfig | None = None):
         self.config = config or QualityConfig()
@@ -154,12 +157,9 @@ class Quality:
         for lang in ("en", "de", "fr", "es"):
             stop_words_for(lang, self.config.stop_words_per_language)
 
-    def process(self, doc: dict[str, Any]) -> str | None:
+    def process(self, doc: Mapping[str, Any]) -> Verdict:
         signals, reasons = quality_signals_and_reasons(doc.get("text") or "", doc.get("language"),
                                                        self.config)
-        doc["quality_signals"] = signals
-        doc["quality_pass"] = not reasons
-        doc["quality_reasons"] = reasons
-        if reasons and self.config.filter:
-            return reasons[0]
-        return None
+        columns = {"quality_signals": signals, "quality_pass": not reasons,
+                   "quality_reasons": reasons}
+        return Verdict(columns, reasons[0] if reasons and self.config.filter else None)

@@ -20,7 +20,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
-from ouroboros.transforms.base import METRICS_NAMESPACE, StrictModel
+from ouroboros.transforms.base import METRICS_NAMESPACE, StageOutputs, StrictModel, empty
 from ouroboros.transforms.sampling.quotas import unit_hash
 from pydantic import Field
 
@@ -184,9 +184,7 @@ class _AssignFn(beam.DoFn):
     def process(self, doc: dict[str, Any], model: TopicModel | None):
         topic = model.assign(doc.get("text") or "") if model is not None else None
         (self._assigned if topic else self._empty).inc()
-        doc = dict(doc)  # Beam inputs are immutable: the sample branch reads the same object
-        doc["topic"] = topic
-        yield doc
+        yield {**doc, "topic": topic}  # a new record: the sample branch reads the same input
 
 
 class FitTopics(beam.PTransform):
@@ -217,12 +215,14 @@ class FitTopics(beam.PTransform):
 
 
 class AssignTopics(beam.PTransform):
-    """Fits topics on a sample of `docs` and adds the column `topic` (`t00`..) to every doc."""
+    """Fits topics on a sample of `docs` and adds the column `topic` (`t00`..) to every doc:
+    ``StageOutputs`` with every document kept (nothing rejected, no errors)."""
 
     def __init__(self, config: TopicConfig, label: str | None = None):
         super().__init__(label)
         self._config = config
 
-    def expand(self, docs):
+    def expand(self, docs: Any) -> StageOutputs:
         model = docs | "FitTopics" >> FitTopics(self._config)
-        return docs | "Assign" >> beam.ParDo(_AssignFn(), beam.pvalue.AsSingleton(model))
+        kept = docs | "Assign" >> beam.ParDo(_AssignFn(), beam.pvalue.AsSingleton(model))
+        return StageOutputs(kept, empty(docs.pipeline, "NoRejects"), empty(docs.pipeline, "NoErrors"))
