@@ -356,11 +356,12 @@ def test_a_page_that_hangs_the_parser_is_stopped_by_the_time_budget():
         deep = b"<html><body>" + b"<div>" * 30_000 + b"<p>x</p>" + b"</div>" * 30_000 + b"</body></html>"
         doc = {"_payload": deep, "content_type": "text/html", "http_status": 200}
         began = time.monotonic()
-        reason = stage.process(doc)
+        reason = stage.process(doc).reason
         assert reason is not None and reason.startswith("max_seconds_per_page:")
         assert time.monotonic() - began < 5
         good = {"_payload": html_page(1), "content_type": "text/html", "http_status": 200}
-        assert stage.process(good) is None and "Record 10." in good["text"]
+        verdict = stage.process(good)
+        assert verdict.reason is None and "Record 10." in verdict.columns["text"]
         assert stage._worker.restarts == 1
     finally:
         stage.teardown()

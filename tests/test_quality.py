@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ouroboros.transforms.base import run_stage
 from ouroboros.schemas.record import QUALITY_SIGNALS
 from ouroboros.transforms.quality import gopher as quality_gopher
 from ouroboros.transforms.quality import words as quality_words
@@ -468,14 +469,13 @@ def test_fineweb_list_ratio_boundary():
 # --- the stage ------------------------------------------------------------------------------------
 
 def test_stage_fills_every_signal_and_rejects_with_first_reason():
-    doc = {"text": "too short", "language": "en"}
-    reason = Quality().process(doc)
+    doc, reason = run_stage(Quality(), {"text": "too short", "language": "en"})
     assert set(doc["quality_signals"]) == {n for n, _ in QUALITY_SIGNALS}
     assert doc["quality_pass"] is False and reason == doc["quality_reasons"][0]
     assert reason.startswith("gopher_quality:n_words=2")
-    tag_only = {"text": "too short", "language": "en"}
-    assert Quality(QualityConfig(filter=False)).process(tag_only) is None
-    assert tag_only["quality_pass"] is False
+    tag_only, reason = run_stage(Quality(QualityConfig(filter=False)),
+                                 {"text": "too short", "language": "en"})
+    assert reason is None and tag_only["quality_pass"] is False
 
 
 # --- real non-English documents -------------------------------------------------------------------

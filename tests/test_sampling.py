@@ -178,7 +178,7 @@ def _run(docs, cfg, options=None):
             out = p | beam.Create(docs) | StratifiedSample(cfg)
             for tag in ("kept", "rejected"):
                 _ = (
-                    out[tag]
+                    getattr(out, tag)
                     | f"Proj{tag}"
                     >> beam.Map(
                         lambda d: json.dumps(
@@ -358,10 +358,9 @@ def test_assign_topics_in_beam_matches_the_pure_fit():
     model = fit_topic_model([t for _, _, t in sample], cfg)
     with tempfile.TemporaryDirectory() as tmp:
         with beam.Pipeline() as p:
+            topics = p | beam.Create(docs) | AssignTopics(cfg)
             _ = (
-                p
-                | beam.Create(docs)
-                | AssignTopics(cfg)
+                topics.kept
                 | beam.Map(lambda d: json.dumps([d["id"], d["topic"]]))
                 | beam.io.WriteToText(f"{tmp}/t", shard_name_template="")
             )

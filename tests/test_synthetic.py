@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ouroboros.transforms.base import run_stage
 from ouroboros.transforms.synthetic.features import (
     FEATURE_NAMES,
     REPETITION_SIGNALS,
@@ -97,32 +98,30 @@ def test_shipped_model_separates_machine_from_human(records, stage):
     rng = np.random.default_rng(0)
     sample = [records[i] for i in rng.choice(len(records), 400, replace=False)]
     docs = [{"text": r["text"], "language": "en"} for r in sample]
-    stage.annotate(docs)
-    scored = [(d["synthetic_score"], r["label"]) for d, r in zip(docs, sample)
-              if d["synthetic_score"] is not None]
+    scores = stage.scores(docs)  # one scorer call for the batch
+    scored = [(s, r["label"]) for s, r in zip(scores, sample) if s is not None]
     assert len(scored) > 300
     assert auroc([s for s, _ in scored], [y for _, y in scored]) > 0.85
 
 
 def test_short_and_non_english_texts_are_unknown(stage):
-    short = {"text": "Thanks, see you tomorrow at the station."}
-    assert stage.process(short) is None
+    short, reason = run_stage(stage, {"text": "Thanks, see you tomorrow at the station."})
+    assert reason is None
     assert short["provenance_class"] == "unknown" and short["synthetic_score"] is None
     assert short["synthetic_model"].startswith("ouroboros-synthetic@")
 
     lines = _need(DATA / "lid" / "sentences" / "de.txt").read_text(encoding="utf-8").splitlines()
     german = {"text": " ".join(lines[:12])}  # no language column: the cheap check decides
     assert len(words(german["text"])) > 100
-    stage.process(german)
+    german, _ = run_stage(stage, german)
     assert german["provenance_class"] == "unknown" and german["synthetic_score"] is None
 
     english_text = " ".join(_need(DATA / "lid" / "sentences" / "en.txt").read_text(
         encoding="utf-8").splitlines()[:12])
-    tagged_french = {"text": english_text, "language": "fr"}  # the langid stage's verdict wins
-    stage.process(tagged_french)
+    # the langid stage's verdict wins
+    tagged_french, _ = run_stage(stage, {"text": english_text, "language": "fr"})
     assert tagged_french["provenance_class"] == "unknown"
-    english = {"text": english_text}
-    stage.process(english)
+    english, _ = run_stage(stage, {"text": english_text})
     assert english["provenance_class"] in ("human", "ai_assisted", "synthetic")
     assert 0.0 <= english["synthetic_score"] <= 1.0
 
@@ -150,9 +149,8 @@ def test_classes_follow_thresholds_and_drop_only_when_asked(records):
     machine = [r for r in records if r["label"] == 1][:30]
     reasons = []
     for r in machine:
-        assert keep_all.process({"text": r["text"], "language": "en"}) is None
-        doc = {"text": r["text"], "language": "en"}
-        reason = dropper.process(doc)
+        assert keep_all.process({"text": r["text"], "language": "en"}).reason is None
+        doc, reason = run_stage(dropper, {"text": r["text"], "language": "en"})
         if doc["provenance_class"] in ("synthetic", "ai_assisted"):
             assert reason == (f"synthetic:provenance_class={doc['provenance_class']},"
                               f"score={doc['synthetic_score']:.3f}")
@@ -166,10 +164,7 @@ def test_stage_pickles_without_its_model(stage):
     clone = pickle.loads(pickle.dumps(stage))
     assert clone._scorer is None
     doc = {"text": "The river rose after a week of heavy rain, and the town council met. " * 8}
-    clone.process(doc)
-    ref = {"text": doc["text"]}
-    stage.process(ref)
-    assert doc["synthetic_score"] == ref["synthetic_score"]
+    assert clone.process(doc).columns["synthetic_score"] == stage.process(doc).columns["synthetic_score"]
 
 
 def test_tag_mode_pipeline_scores_every_record(records):
