@@ -63,7 +63,7 @@ def planted_corpus() -> Path:
              "2021-05-05T05:05:05Z"]
     rows: list[dict[str, Any]] = []
     for i, text in enumerate(bases):
-        def row(t: str, k: int) -> None:
+        def row(t: str, k: int, i: int = i) -> None:
             date = dates[(i + k) % len(dates)]
             rows.append({"text": t, **({"date": date} if date else {})})
 

@@ -52,17 +52,17 @@ from ouroboros.transforms.base import (
     text_units,
 )
 from ouroboros.transforms.dedup.components import ClusterInfo, ConnectedComponents, Rank
-from ouroboros.transforms.dedup.representative import (
-    NEW_TIER,
-    PRIOR_TIER,
-    representative_key,
-    score_value,
-)
 from ouroboros.transforms.dedup.minhash import (
     MinHashConfig,
     band_hashes,
     estimated_jaccard,
     signatures,
+)
+from ouroboros.transforms.dedup.representative import (
+    NEW_TIER,
+    PRIOR_TIER,
+    representative_key,
+    score_value,
 )
 
 STAGE = "near_dedup"

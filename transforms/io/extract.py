@@ -17,9 +17,9 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib.metadata import version
-from collections.abc import Mapping
 from typing import Any, Literal
 
 from ouroboros.transforms.base import DocumentStage, StrictModel, Verdict

@@ -8,8 +8,8 @@ fastText predicts one line, so newlines are replaced by spaces first.
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from apache_beam.utils.shared import Shared

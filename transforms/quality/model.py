@@ -16,8 +16,8 @@ import json
 import os
 import random
 import tempfile
-from pathlib import Path
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from apache_beam.utils.shared import Shared
