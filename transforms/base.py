@@ -154,9 +154,9 @@ def document_error(doc: Mapping[str, Any], stage: str, exc: BaseException | str,
 
 def text_units(doc: Mapping[str, Any], chars_per_unit: int = 2048) -> int:
     """Batch weight of a document for ``BatchElements``: one unit per ``chars_per_unit``
-    characters of text, at least one."""
+    characters of text (rounded up), at least one."""
     text = doc.get("text")
-    return max(1, len(text) // chars_per_unit) if isinstance(text, str) else 1
+    return max(1, -(-len(text) // chars_per_unit)) if isinstance(text, str) else 1
 
 
 def empty(pipeline: beam.Pipeline, label: str) -> Any:
@@ -238,10 +238,12 @@ class ApplyStage(beam.PTransform):
     def expand(self, docs: Any) -> StageOutputs:
         size = max(1, self._stage.batch_size)
         # A document weighs one unit per BATCH_CHARS / size characters (at least one), so a batch
-        # holds at most `size` documents and about BATCH_CHARS characters.
+        # holds at most `size` documents and about BATCH_CHARS characters. Fixed-size batches
+        # (min = max; a bundle's last one is smaller): Beam's adaptive sizing would start every
+        # bundle at one document per model call.
         out = (docs
                | "Batch" >> beam.BatchElements(
-                   min_batch_size=1, max_batch_size=size,
+                   min_batch_size=size, max_batch_size=size,
                    element_size_fn=partial(text_units, chars_per_unit=max(1, BATCH_CHARS // size)))
                | "Apply" >> beam.ParDo(_StageDoFn(self._stage, self._drop)).with_outputs(
                    REJECTED, ERRORS, main=KEPT))

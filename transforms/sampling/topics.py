@@ -51,8 +51,9 @@ _WORD = re.compile(r"[^\W\d_]{2,}")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]+")
 
 
-def tokens(text: str) -> list[str]:
-    """Lower-cased words of two or more letters; runs of CJK script (no spaces) as char bigrams."""
+def topic_terms(text: str) -> list[str]:
+    """The terms of a topic vector: lower-cased words of two or more letters; runs of CJK script
+    (no spaces) as character bigrams."""
     text = text.lower()
     out = [w for w in _WORD.findall(_CJK.sub(" ", text))]
     for run in _CJK.findall(text):
@@ -66,7 +67,7 @@ def _bucket(token: str, dim: int) -> int:
 
 def hashed_counts(text: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """Sparse term counts: (feature indices, counts), indices sorted."""
-    counts = Counter(_bucket(t, dim) for t in tokens(text))
+    counts = Counter(_bucket(t, dim) for t in topic_terms(text))
     if not counts:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     idx = np.fromiter(sorted(counts), np.int64, len(counts))
@@ -167,7 +168,7 @@ def fit_topic_model(texts: Iterable[str], config: TopicConfig) -> TopicModel | N
     # Name each topic by the most frequent real word behind its heaviest hashed features.
     word_of: dict[int, Counter] = {}
     for i in keep:
-        for t in tokens(texts[i]):
+        for t in topic_terms(texts[i]):
             word_of.setdefault(_bucket(t, config.dim), Counter())[t] += 1
     terms = {}
     for c in range(k):
