@@ -127,13 +127,38 @@ def summarize(out: Path) -> dict[str, Any]:
     }
 
 
-def run_and_summarize(name: str, workdir: Path) -> dict[str, Any]:
+def run(name: str, workdir: Path, overrides: list[str] | None = None) -> Path:
+    """Runs the pipeline over corpus ``name`` (default: with the synthetic scorer off)."""
     from ouroboros.pipeline.cli import execute
 
     out = workdir / name
-    execute(corpora()[name], str(out), overrides=OVERRIDES, quiet=True, overwrite=True,
-            run_id=f"golden-{name}")
-    return summarize(out)
+    execute(corpora()[name], str(out), overrides=OVERRIDES if overrides is None else overrides,
+            quiet=True, overwrite=True, run_id=f"golden-{name}")
+    return out
+
+
+def run_and_summarize(name: str, workdir: Path) -> dict[str, Any]:
+    return summarize(run(name, workdir))
+
+
+def clusters(summary: dict[str, Any]) -> set[frozenset[str]]:
+    """The duplicate clusters (exact and near) a summary shows, as sets of members, whoever was
+    kept: a rejected duplicate joins the cluster of the record it names."""
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    for rid, _, reason in summary["rejected"]:
+        kind, _, ref = reason.partition(":")
+        if kind in ("exact_duplicate_of", "near_duplicate_of"):
+            parent[root(rid)] = root(ref)
+    groups: dict[str, set[str]] = {}
+    for x in list(parent):
+        groups.setdefault(root(x), {root(x)}).add(x)
+    return {frozenset(g) for g in groups.values()}
 
 
 def load(name: str) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from ouroboros.transforms.quality.c4 import (
 )
 from ouroboros.transforms.quality.fast import (
     c4_signals,
-    count_sentences,
     fineweb_signals,
     gopher_quality_signals,
     gopher_repetition_signals,
@@ -36,6 +35,7 @@ from ouroboros.transforms.quality.gopher import (
     gopher_repetition_reasons,
     top_ngram_chars,
 )
+from ouroboros.transforms.quality.sentences import count_sentences
 from ouroboros.transforms.quality.words import exceptions, split_words
 
 from tests.conftest import SHARED_DATA as DATA

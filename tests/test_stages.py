@@ -146,8 +146,9 @@ def test_quality_stage_outputs():
 
 @pytest.mark.slow
 def test_quality_model_stage_outputs(tmp_path):
-    from tests.conftest import require_data
     from ouroboros.transforms.quality.model import QualityModel, QualityModelConfig, train_quality
+
+    from tests.conftest import require_data
 
     train_quality(require_data("quality", "agreement_data.jsonl"), tmp_path / "q.bin", seed=1,
                   epoch=10)
@@ -183,10 +184,8 @@ class _FailsOnOne(DocumentStage):
 
     name = "fragile"
     batch_size = 100
-    calls: list[int] = []
 
     def process_batch(self, docs):
-        _FailsOnOne.calls.append(len(docs))
         if any(d["id"] == "poison" for d in docs):
             raise ValueError("cannot judge this one")
         return [Verdict({"seen": True}, "odd" if int(d["id"]) % 2 else None) for d in docs]

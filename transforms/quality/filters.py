@@ -129,12 +129,12 @@ def quality_signals_and_reasons(text: str, language: str | None,
 def clear_caches() -> None:
     """Forget the per-chunk and per-word caches (a fresh worker's state; used by the benchmark).
     The word table is per thread: this clears the calling thread's."""
-    from ouroboros.transforms.quality import fast
+    from ouroboros.transforms.quality import fast, sentences
     from ouroboros.transforms.quality import words as quality_words
 
     quality_words._CACHE.clear()
     fast._table().clear()
-    fast._CLASSES.clear()
+    sentences._CLASSES.clear()
 
 
 class Quality(DocumentStage):
