@@ -349,3 +349,22 @@ def test_assign_topics_outputs():
                     label="kept")
         assert_that(result.rejected, equal_to([]), label="rejected")
         assert_that(result.errors, equal_to([]), label="errors")
+
+
+def test_the_graph_runs_the_configured_stages_in_order(tmp_path):
+    from ouroboros.pipeline.config import load_config
+    from ouroboros.pipeline.graph import stages
+
+    model = tmp_path / "q.bin"
+    model.write_bytes(b"")  # only its path is needed to build the stage list
+    assert [s.label for s in stages(load_config(None))] == [
+        "extract", "normalize", "language_id", "quality", "exact_dedup", "synthetic", "near_dedup"]
+    everything = load_config(None, [f"quality_model.model_path={model}", "topics.enabled=true",
+                                    "sampling.enabled=true"])
+    assert [s.label for s in stages(everything)] == [
+        "extract", "normalize", "language_id", "quality", "quality_model", "exact_dedup",
+        "synthetic", "near_dedup", "topics", "sample"]
+    off = load_config(None, ["langid.enabled=false", "quality.enabled=false",
+                             "exact_dedup.enabled=false", "synthetic.enabled=false",
+                             "near_dedup.enabled=false"])
+    assert [s.label for s in stages(off)] == ["extract", "normalize"]
