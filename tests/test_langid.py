@@ -60,6 +60,7 @@ def test_allow_list_and_min_score():
     assert doc["language_score"] < 0.5
 
 
+@pytest.mark.slow
 def test_quality_classifier_trains_deterministically_and_separates_labels(tmp_path):
     held_out, majority = DATA / "quality" / "agreement_data.jsonl", DATA / "quality" / "majority_data.jsonl"
     if not majority.exists():

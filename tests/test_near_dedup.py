@@ -146,6 +146,7 @@ def _web_docs_with_planted_duplicates() -> list[dict]:
     return docs
 
 
+@pytest.mark.slow
 def test_real_data_planted_copies_found_and_rerun_is_idempotent():
     docs = _web_docs_with_planted_duplicates()
     kept, rejected = _run(docs)
@@ -156,6 +157,7 @@ def test_real_data_planted_copies_found_and_rerun_is_idempotent():
     assert rejected2 == [] and len(kept2) == len(kept)
 
 
+@pytest.mark.slow
 def test_cross_run_dedup_keeps_the_earlier_runs_document(tmp_path):
     words = _words(5, 300)
     run1 = [_doc("old", words, "2021-01-01"), _doc("old_copy", _edit(words, 0.02, 1), "2021-01-02"),
@@ -174,6 +176,7 @@ def test_cross_run_dedup_keeps_the_earlier_runs_document(tmp_path):
     assert by_id["new_copy"]["dup_cluster_id"] == "old" and by_id["old"]["dup_representative"]
 
 
+@pytest.mark.slow
 def test_cross_run_index_with_other_parameters_is_refused(tmp_path):
     words = _words(8, 200)
     _run([_doc("a", words)], index_out=str(tmp_path / "idx"))

@@ -190,6 +190,7 @@ def test_tag_mode_pipeline_scores_every_record(records):
         assert_that(res.kept, check)
 
 
+@pytest.mark.slow
 def test_cli_tag_writes_score_for_every_record(tmp_path):
     from ouroboros.pipeline import config as pconfig
 
@@ -265,6 +266,7 @@ def test_fasttext_training_is_reproducible(tmp_path, records):
     assert auroc(first, labels) > 0.6  # not a constant: it learned something from 300 texts
 
 
+@pytest.mark.slow
 def test_train_synthetic_from_labelled_jsonl(tmp_path, records):
     rng = np.random.default_rng(1)
     pairs = [r for r in records if r["source"] == "gpt2-xl" and r["domain"] == "xsum"]
@@ -286,6 +288,7 @@ def test_train_synthetic_from_labelled_jsonl(tmp_path, records):
         train_synthetic([bad], tmp_path / "m2")
 
 
+@pytest.mark.slow
 def test_web_human_training_text_is_english_and_long_enough():
     from ouroboros.transforms.synthetic.features import function_word_rate, words
     from ouroboros.transforms.synthetic.train import load_web_human
@@ -307,6 +310,7 @@ def test_masked_view_keeps_common_words_and_hides_topic():
     assert masked_line("The Federal Reserve") == masked_line("the  federal reserve")
 
 
+@pytest.mark.slow
 def test_unseen_web_pages_are_mostly_judged_human(web_run):
     """Pages of the WARC shards (never in the training data; crawled 2020-2023, essentially all
     human-written): the earlier model, trained without web text, called 35 of 38 `synthetic`."""
