@@ -116,13 +116,14 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
     import apache_beam as beam
     from ouroboros.pipeline.config import check_model_paths, load_config
     from ouroboros.pipeline.finish import finish_outputs
-    from ouroboros.pipeline.graph import RunInfo, build_pipeline
+    from ouroboros.pipeline.graph import WORK_DIR, RunInfo, build_pipeline
     from ouroboros.pipeline.manifest import plan, state_lock, write_manifest
     from ouroboros.pipeline.options import UsageError, pipeline_options
     from ouroboros.pipeline.progress import enabled as progress_enabled
     from ouroboros.pipeline.progress import progress_line, runner_name
     from ouroboros.pipeline.publish import staged_output
     from ouroboros.transforms.io.read import expand_inputs
+    from ouroboros.transforms.io.staged import delete_work
 
     options = pipeline_options(beam_args or [])
     config = load_config(config_path, overrides)
@@ -156,10 +157,13 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
         # never leaves partial Parquet where a reader looks, and a rerun replaces, not duplicates.
         # The report and the dataset card are written into the staging directory too.
         with staged_output(output, run.run_id) as target:
-            with progress_line(shards, show_progress) as progress, \
-                    beam.Pipeline(options=options) as p:
-                build_pipeline(p, shards, target, config, run, mode=mode, state=state,
-                               progress=progress, limit=limit)
+            try:
+                with progress_line(shards, show_progress) as progress, \
+                        beam.Pipeline(options=options) as p:
+                    build_pipeline(p, shards, target, config, run, mode=mode, state=state,
+                                   progress=progress, limit=limit)
+            finally:  # the staged documents (README, Architecture) are the run's scratch space
+                delete_work(f"{target.rstrip('/')}/{WORK_DIR}")
             stats = finish_outputs(target, inputs=inputs, config=config, options=options,
                                    result=p.result, started_at=run.started_at,
                                    seconds=time.monotonic() - start, extra=extra,
