@@ -85,7 +85,12 @@ class UnionFind:
             self.union(other.rank[node], other.rank[parent])
         self.files.update(other.files)
 
-    def clusters(self) -> Iterable[tuple[str, ClusterInfo, str | None]]:
+    def clusters(self) -> Iterable[tuple[str, ClusterInfo]]:
+        """(id, its cluster) for every node."""
+        for node, info, _ in self.placed_clusters():
+            yield node, info
+
+    def placed_clusters(self) -> Iterable[tuple[str, ClusterInfo, str | None]]:
         """(id, its cluster, the staged file holding it or None) for every node."""
         for node in self.parent:
             root = self.find(node)
@@ -109,7 +114,7 @@ class _UnionFindFn(beam.CombineFn):
         return first
 
     def extract_output(self, acc: UnionFind) -> list[tuple[str, ClusterInfo, str | None]]:
-        return list(acc.clusters())
+        return list(acc.placed_clusters())
 
 
 class ConnectedComponents(beam.PTransform):
