@@ -275,7 +275,11 @@ class TopicModelFromStaged(beam.PTransform):
                   | "Survivors" >> beam.ParDo(_Survivors(self._plan, with_stratum=False))
                   | "Hash" >> beam.Map(lambda s: (unit_hash(s[2], salt), s[2], s[3]))
                   | "Smallest" >> beam.combiners.Top.Smallest(cfg.sample_size))
+        # The sample is read in a step of its own (after a shuffle of the small (file,
+        # decisions) pairs): fused with the apply pass, which waits for the fitted model, it
+        # would wait for itself (Beam's in-process runner stalls: "watermark-pending bundles").
         return (decided
+                | "Apart" >> beam.Reshuffle()
                 | "ReadSample" >> beam.ParDo(_SampleTexts(self._plan), pvalue.AsSingleton(chosen))
                 | "Fit" >> FitTopics(cfg))
 
