@@ -16,13 +16,17 @@ from ouroboros.transforms.base import reason_key
 
 
 def _keys(kind: str):
+    """(key, how many input records the element stands for): an error record summarising a
+    shard's capped errors stands for `error_count` of them."""
     if kind == "rejected":
-        return lambda d: (kind, d.get("reject_stage") or "", reason_key(d.get("reject_reason") or ""))
+        return lambda d: ((kind, d.get("reject_stage") or "",
+                           reason_key(d.get("reject_reason") or "")), 1)
     if kind == "errors":
-        return lambda e: (kind, e.get("error_stage") or "", e.get("error_type") or "")
+        return lambda e: ((kind, e.get("error_stage") or "", e.get("error_type") or ""),
+                          int(e.get("error_count") or 1))
     if kind == "skipped":
-        return lambda t: (kind, t, "")
-    return lambda _: (kind, "", "")
+        return lambda t: ((kind, t, ""), 1)
+    return lambda _: ((kind, "", ""), 1)
 
 
 def summarize(counts: list[tuple[tuple[str, str, str], int]], run: Any,
@@ -84,7 +88,7 @@ class WriteStats(beam.PTransform):
         keyed = [pcoll | f"Key{kind}" >> beam.Map(_keys(kind)) for kind, pcoll in named.items()]
         counts = (keyed
                   | "FlattenKeys" >> beam.Flatten()
-                  | "CountKeys" >> beam.combiners.Count.PerElement()
+                  | "CountKeys" >> beam.CombinePerKey(sum)
                   | "AllCounts" >> beam.combiners.ToList())
         extra_views = {name: beam.pvalue.AsSingleton(pc) for name, pc in self._extras.items()}
         run, shards, output = self._run, self._shards, self._output
