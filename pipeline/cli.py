@@ -10,9 +10,8 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
-from contextlib import nullcontext
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,20 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
                                         "in `run`, shards an earlier run processed are skipped")
     parser.add_argument("--reprocess", action="store_true",
                         help="with --state: process every shard, also those earlier runs processed")
+    parser.add_argument("--lock-timeout", type=_duration, metavar="DURATION",
+                        help="take over an output or state lock older than this (e.g. 6h, 90m), "
+                             "also one held from another host; without it only locks whose "
+                             "process is provably dead (same host) are taken over")
     _common_args(parser)
+
+
+def _duration(text: str) -> float:
+    from ouroboros.pipeline.locks import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _common_args(parser: argparse.ArgumentParser) -> None:
@@ -54,26 +66,34 @@ def _check_output(output: str, overwrite: bool) -> None:
 def execute(inputs: list[str], output: str, config_path: str | None = None,
             overrides: list[str] | None = None, beam_args: list[str] | None = None,
             mode: str = "run", run_id: str | None = None, overwrite: bool = False,
-            quiet: bool = False, state: str | None = None, reprocess: bool = False) -> dict[str, Any]:
+            quiet: bool = False, state: str | None = None, reprocess: bool = False,
+            lock_timeout: float | None = None) -> dict[str, Any]:
     """Validates everything, runs the pipeline to completion, returns the stats.
 
-    With `state` in run mode this is a nightly, incremental run: it holds the state's lock and reads
-    only shards no earlier run committed (all with `reprocess`); with nothing new it does nothing,
-    successfully, so a quiet night does not fail a cron job."""
+    With `state` in run mode this is a nightly, incremental run: it holds the state's lock,
+    finishes or undoes what a killed run left (`state.reconcile`), and reads only shards no
+    earlier run committed (all with `reprocess`); with nothing new it does nothing, successfully,
+    so a quiet night does not fail a cron job. OUT is locked too, and published all or nothing
+    (`publish.py`); a crash at any point after publication is finished by the next run."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
+    from ouroboros.pipeline import state as nightly
     from ouroboros.pipeline.config import load_config
     from ouroboros.pipeline.graph import RunInfo, build_pipeline
-    from ouroboros.pipeline.manifest import plan, state_lock, write_manifest
+    from ouroboros.pipeline.manifest import plan, state_lock
     from ouroboros.pipeline.publish import staged_output
     from ouroboros.transforms.io.read import expand_inputs
 
     config = load_config(config_path, overrides)  # errors here, before any work starts
     shards = expand_inputs(inputs)
+    run = RunInfo.new(config, run_id)
     incremental = bool(state) and mode == "run"
-    with state_lock(state) if incremental else nullcontext():
-        selection = plan(state, shards, reprocess) if incremental else None
-        if selection is not None:
+    selection = None
+    with ExitStack() as held:
+        if incremental:
+            held.enter_context(state_lock(state, run.run_id, lock_timeout, _say))
+            nightly.reconcile(state, _say)
+            selection = plan(state, shards, reprocess)
             if not quiet:
                 print(selection.message())
             if not selection.new:
@@ -82,16 +102,25 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
                 return {"shards": 0, "shards_skipped_already_processed": len(selection.skipped)}
             shards = [s.path for s in selection.new]
         _check_output(output, overwrite)
-        run = RunInfo.new(config, run_id)
         options = PipelineOptions(beam_args or [])
-        # Written into OUT/.staging-<run_id>/ and renamed into place only after success: a crash
-        # never leaves partial Parquet where a reader looks, and a rerun replaces, not duplicates.
-        with staged_output(output, run.run_id) as target, beam.Pipeline(options=options) as p:
-            build_pipeline(p, shards, target, config, run, mode=mode, state=state)
+        if selection is not None:  # journaled first: a kill from here on is reconciled
+            nightly.begin_run(state, run.run_id, output, selection.new)
+        try:
+            # Written into OUT/.staging-<run_id>/ and published only after success: a crash
+            # never leaves partial Parquet where a reader looks, and a rerun replaces, not
+            # duplicates.
+            with staged_output(output, run.run_id, lock_timeout, _say) as target, \
+                    beam.Pipeline(options=options) as p:
+                build_pipeline(p, shards, target, config, run, mode=mode, state=state,
+                               earlier_shards=[s.path for s in selection.seen] if selection else (),
+                               reprocess=reprocess)
+        except BaseException:
+            if selection is not None:
+                nightly.abandon_run(state, run.run_id, output)
+            raise
         result = p.result
-        if selection is not None:  # the manifest last: it claims the work the index vouches for
-            commit_index(output, state, run.run_id)
-            write_manifest(state, run.run_id, selection.new)
+        if selection is not None:  # the index, then the manifest: it claims the work
+            nightly.commit_run(state, run.run_id, output, selection.new)
     stats_path = os.path.join(output, "stats.json")
     stats = json.loads(Path(stats_path).read_text()) if "://" not in output else {}
     if selection is not None:
@@ -101,40 +130,9 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
     return stats
 
 
-def commit_index(output: str, state: str, run_id: str) -> None:
-    """Adds this run's band index to the state, only after the run succeeded (rename = atomic)."""
-    from ouroboros.pipeline.graph import INDEX_DIR
-
-    if "://" in output or "://" in state:
-        _commit_index_remote(output, state, run_id)
-        return
-    src = os.path.join(output, INDEX_DIR)
-    if not os.path.isdir(src):
-        return
-    dest_root = os.path.join(state, INDEX_DIR)
-    os.makedirs(dest_root, exist_ok=True)
-    tmp = os.path.join(dest_root, f".incoming-{run_id}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
-    os.replace(tmp, os.path.join(dest_root, run_id))
-
-
-def _commit_index_remote(output: str, state: str, run_id: str) -> None:
-    """The same commit through Beam's FileSystems (gs://, s3://), where there is no atomic rename:
-    files are copied under their final names; the manifest, written after this, is the commit."""
-    from apache_beam.io.filesystems import FileSystems
-    from ouroboros.pipeline.graph import INDEX_DIR
-
-    src = FileSystems.join(output, INDEX_DIR)
-    files = [m.path for r in FileSystems.match([FileSystems.join(src, "*")]) for m in r.metadata_list]
-    if not files:
-        return
-    dest = FileSystems.join(state, INDEX_DIR, run_id)
-    try:
-        FileSystems.mkdirs(dest)  # object stores have no directories; a local one may exist
-    except OSError:
-        pass
-    FileSystems.copy(files, [FileSystems.join(dest, f.rsplit("/", 1)[-1]) for f in files])
+def _say(message: str) -> None:
+    """Messages about recovery (a lock taken over, a dead run's work finished or undone)."""
+    print(message, file=sys.stderr)
 
 
 def print_summary(stats: dict[str, Any], result: Any, output: str) -> None:
@@ -171,7 +169,8 @@ def demo_inputs() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     from ouroboros.pipeline.config import ConfigError
-    from ouroboros.pipeline.manifest import StateLocked
+    from ouroboros.pipeline.manifest import StateError, StateLocked
+    from ouroboros.transforms.io.read import AmbiguousInput
 
     parser = argparse.ArgumentParser(prog="ouroboros", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -219,16 +218,20 @@ def main(argv: list[str] | None = None) -> int:
             execute(inputs, args.output, args.config, args.set, beam_args,
                     mode="tag" if args.command == "tag" else "run", run_id=args.run_id,
                     overwrite=overwrite, state=getattr(args, "state", None),
-                    reprocess=getattr(args, "reprocess", False))
+                    reprocess=getattr(args, "reprocess", False),
+                    lock_timeout=getattr(args, "lock_timeout", None))
         unknown = [a for a in beam_args if args.command not in ("run", "tag", "demo")]
         if unknown:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, StateLocked) as exc:
+    except (FileNotFoundError, StateLocked, AmbiguousInput) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (StateError, OSError) as exc:  # a damaged state file, a full disk: named, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from ouroboros.pipeline.config import Config
 from ouroboros.pipeline.stats import WriteStats
@@ -33,6 +33,7 @@ from ouroboros.transforms.base import (
     ApplyStage,
     error_record,
 )
+from ouroboros.transforms.dedup.earlier import EarlierRuns
 from ouroboros.transforms.dedup.exact import ExactDedup
 from ouroboros.transforms.dedup.near import NearDedup
 from ouroboros.transforms.io.extract import Extract
@@ -134,22 +135,22 @@ def _write_parquet(pcoll, label: str, path: str, schema, config: Config):
 
 
 def prior_index_files(state: str | None) -> list[str]:
-    """Band-index files that earlier committed runs left in the state directory."""
-    if not state:
-        return []
-    pattern = f"{state}/{INDEX_DIR}/*/*.parquet"
-    try:
-        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    except Exception:  # no such directory yet: a first run
-        return []
+    """Band-index files that earlier committed runs left in the state directory (each checked to
+    be readable, so a damaged one is named before any work starts)."""
+    from ouroboros.pipeline.state import index_files
+
+    return index_files(state)
 
 
 def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Config,
-                   run: RunInfo, mode: str = "run", state: str | None = None) -> None:
+                   run: RunInfo, mode: str = "run", state: str | None = None,
+                   earlier_shards: Sequence[str] = (), reprocess: bool = False) -> None:
     """Adds the whole curation graph to `p`. mode="tag" annotates every record and drops none.
 
     `state`: directory of earlier runs' band indexes (cross-run near-dedup); this run writes its
     own index to `output/minhash-index/`, which the command moves into `state` after success.
+    `earlier_shards`: shards an earlier run processed; their documents that run kept are not output
+    again (with `reprocess`, they are kept as themselves: `transforms/dedup/earlier.py`).
     """
     drop = mode == "run"
     known, unknown = shard_list(shards, run)
@@ -169,6 +170,12 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
         rejected.append(result[REJECTED])
         errors.append(result[ERRORS])
 
+    index_in = prior_index_files(state)
+    if earlier_shards and index_in:
+        result = docs | "EarlierRuns" >> EarlierRuns(index_in, earlier_shards, reprocess, drop)
+        docs = result[KEPT]
+        rejected.append(result[REJECTED])
+
     if config.exact_dedup.enabled:
         result = docs | "ExactDedup" >> ExactDedup(drop=drop)
         docs = result.kept
@@ -184,7 +191,7 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
         result = docs | "NearDedup" >> NearDedup(
             config.near_dedup, drop=drop,
             index_out=f"{output}/{INDEX_DIR}" if drop else None,
-            index_in=prior_index_files(state))
+            index_in=index_in)
         docs = result["kept"]
         rejected.append(result["rejected"])
         errors.append(result["errors"])

@@ -21,11 +21,13 @@ class ExactDedupConfig(StrictModel):
 
 
 def representative_key(doc: dict[str, Any]) -> tuple:
-    """Sort key of the representative policy: smaller is preferred."""
+    """Sort key of the representative policy: smaller is preferred. A document an earlier run
+    kept (re-read with --reprocess, `_kept_before`) comes first, as in near-dedup's tiers: it is
+    itself, and its copies are the duplicates."""
     date = doc.get("crawl_date")
     score = doc.get("synthetic_score")
-    return (date is None, date or "", score is None, score if score is not None else 0.0,
-            doc.get("id") or "")
+    return (not doc.get("_kept_before"), date is None, date or "", score is None,
+            score if score is not None else 0.0, doc.get("id") or "")
 
 
 class _KeepRepresentative(beam.DoFn):
