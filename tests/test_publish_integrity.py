@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from ouroboros.pipeline.cli import execute, main
+from ouroboros.pipeline.cli import main
 
 from tests import faults
 from tests.conftest import read_output
@@ -149,10 +149,12 @@ def test_item2_a_kill_at_any_step_of_the_commit_shows_a_reader_one_whole_run(tmp
     assert outcomes[0] == "old" and outcomes[-1] == "new"
 
 
-def test_item2_killed_between_the_renames_of_a_real_run(tmp_path):
-    shards = _shards(tmp_path, a=DEMO[0:3], b=DEMO[3:5])
+def test_item2_killed_between_the_renames_of_a_real_run_then_rerun(tmp_path):
+    import datasets
+
+    shards = _shards(tmp_path, b=DEMO[3:5])
     out = tmp_path / "out"
-    execute([str(shards / "a.jsonl")], str(out), quiet=True, run_id="old")
+    assert _commit_child(out, "old", 0) == 0  # a published run (of the fake kind above)
     spec = {"at": ["os:rename", "os:replace", "os:symlink"], "nth": 3,
             "caller": "ouroboros.pipeline.publish"}
     done = faults.run(spec, ["run", "-i", str(shards / "b.jsonl"), "-o", str(out),
@@ -163,38 +165,45 @@ def test_item2_killed_between_the_renames_of_a_real_run(tmp_path):
     assert main(["run", "-i", str(shards / "b.jsonl"), "-o", str(out), "--run-id", "again",
                  "--overwrite"]) == 0
     assert whole(out) == "again" and len(read_output(out, "curated")) == 2
-
-
-def test_output_through_its_pointer_loads_with_hf_datasets_and_plain_paths(tmp_path):
-    import datasets
-
-    shards = _shards(tmp_path, a=DEMO[0:3])
-    out = tmp_path / "out"
-    execute([str(shards)], str(out), quiet=True, run_id="r1")
-    execute([str(shards)], str(out), quiet=True, run_id="r2", overwrite=True)
+    # and the output reads the usual ways, through its pointer
     ds = datasets.load_dataset("parquet", data_files=f"{out}/curated/*.parquet", split="train")
-    assert ds.num_rows == 3 and set(ds["run_id"]) == {"r2"}
-    assert json.loads((out / "stats.json").read_text())["run_id"] == "r2"
-    assert pq.read_table(out / "curated").num_rows == 3
+    assert ds.num_rows == 2 and set(ds["run_id"]) == {"again"}
+    assert pq.read_table(out / "curated").num_rows == 2
 
 
 # --- 3. crash between publishing and the state commit; full disks --------------------------------
 
 def _night(shards: Path, out: Path, state: Path, run_id: str, spec: dict | None = None,
-           extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess | int:
+           extra: tuple[str, ...] = ()) -> subprocess.Popen | int:
     argv = ["run", "-i", str(shards / "*.jsonl"), "-o", str(out), "--state", str(state),
             "--run-id", run_id, *extra]
     return faults.run(spec, argv) if spec is not None else main(argv)
+
+
+@pytest.fixture(scope="module")
+def night1(tmp_path_factory):
+    """Shard a (three documents) and the state after night 1 read it: copied by `_fork`."""
+    root = tmp_path_factory.mktemp("night1")
+    shards = _shards(root, a=DEMO[0:3])
+    assert _night(shards, root / "n1", root / "state", "n1") == 0
+    return root
+
+
+def _fork(night1: Path, root: Path) -> tuple[Path, Path]:
+    """A private copy of night 1 (shards with their mtimes, state, partition) under `root`."""
+    for part in ("shards", "state", "n1"):
+        shutil.copytree(night1 / part, root / part, symlinks=True)
+    for manifest in (root / "state" / "manifest").glob("*.jsonl"):
+        manifest.write_text(manifest.read_text().replace(str(night1), str(root)))
+    return root / "shards", root / "state"
 
 
 @pytest.mark.parametrize("step", [
     "ouroboros.pipeline.cli:commit_index",      # published, the index not yet in STATE
     "ouroboros.pipeline.manifest:write_manifest",  # published and indexed, no manifest yet
 ])
-def test_item3_a_crash_after_publishing_never_publishes_the_documents_again(step, tmp_path):
-    shards = _shards(tmp_path, a=DEMO[0:3])
-    state = tmp_path / "state"
-    assert _night(shards, tmp_path / "n1", state, "n1") == 0
+def test_item3_a_crash_after_publishing_never_publishes_the_documents_again(step, night1, tmp_path):
+    shards, state = _fork(night1, tmp_path)
     _write(shards / "b.jsonl", DEMO[3:6])
     done = _night(shards, tmp_path / "n2", state, "n2",
                   {"at": [step, step.replace("cli:", "state:")]})
@@ -210,10 +219,10 @@ def test_item3_a_crash_after_publishing_never_publishes_the_documents_again(step
     assert len(ids) == len(set(ids)) == 7
 
 
-def test_item3_a_full_state_disk_at_the_index_copy_is_finished_by_the_next_night(tmp_path):
-    shards = _shards(tmp_path, a=DEMO[0:3])
-    with faults.small_tmpfs(tmp_path / "state", "2m") as state:
-        assert _night(shards, tmp_path / "n1", state, "n1") == 0
+def test_item3_a_full_state_disk_at_the_index_copy_is_finished_by_the_next_night(night1, tmp_path):
+    shards, on_disk = _fork(night1, tmp_path)
+    with faults.small_tmpfs(tmp_path / "small", "2m") as state:
+        shutil.copytree(on_disk, state, dirs_exist_ok=True)
         _write(shards / "b.jsonl", DEMO[3:6])
         done = _night(shards, tmp_path / "n2", state, "n2",
                       {"at": ["ouroboros.pipeline.cli:commit_index",
@@ -244,20 +253,19 @@ def test_item3_a_full_disk_when_taking_the_lock_leaves_no_lock_behind(tmp_path, 
         assert _night(shards, tmp_path / "n1", state, "n1") == 0
 
 
-def test_item3_state_files_that_cannot_be_read_are_named_and_incoming_ones_ignored(tmp_path, capsys):
-    shards = _shards(tmp_path, a=DEMO[0:2])
-    state = tmp_path / "state"
-    assert _night(shards, tmp_path / "n1", state, "n1") == 0
+def test_item3_state_files_that_cannot_be_read_are_named_and_incoming_ones_ignored(night1, tmp_path,
+                                                                                  capsys):
+    shards, state = _fork(night1, tmp_path)
     # a half-copied index under the old temporary name: never read
     incoming = state / "minhash-index" / ".incoming-crashed"
     incoming.mkdir()
     (incoming / "part-00000.parquet").write_bytes(b"PAR1 truncated")
-    _write(shards / "b.jsonl", DEMO[2:3])
+    _write(shards / "b.jsonl", DEMO[3:4])
     assert _night(shards, tmp_path / "n2", state, "n2") == 0
     # a committed index file that is damaged: the error names it, before any work starts
     bad = state / "minhash-index" / "n1" / "damaged.parquet"
     bad.write_bytes(b"not parquet at all")
-    _write(shards / "c.jsonl", DEMO[3:4])
+    _write(shards / "c.jsonl", DEMO[4:5])
     capsys.readouterr()
     assert _night(shards, tmp_path / "n3", state, "n3") != 0
     assert str(bad) in capsys.readouterr().err
@@ -299,7 +307,6 @@ def test_an_output_written_before_versioning_is_replaced_by_a_versioned_one(tmp_
     """OUT/curated etc. as real directories (the layout before the pointer): the next commit
     moves them aside and publishes through links; nothing of the old run stays visible."""
     import pyarrow as pa
-
     from ouroboros.pipeline.publish import staged_output
 
     out = tmp_path / "out"

@@ -14,10 +14,10 @@ almost half of the time, an exact draw of one record never does. The expected co
 of those strata are rounded to integers k_s by systematic rounding (unbiased per stratum, total
 within one record). Every record keeps its design probability p_s > 0 (a stratum that drew no
 record this time could have), and the weights are calibrated so that they add up to the
-population that entered the sampler (`sample_weights`): N_s / k_s in a stratum expecting a record
-or more (its kept records stand for it exactly), and, for the tail of strata expecting less than
-one record each (more strata than the budget has records), 1 / p_s scaled so that the drawn tail
-strata stand for the whole tail.
+population that entered the sampler (`sample_weights`): N_s / k_s in a drawn exact-size stratum
+(its kept records stand for it exactly), scaled, in the tail of strata expecting less than one
+record each (more strata than the budget has records), so that the drawn tail strata also stand
+for the tail strata that drew nothing, in proportion to their sizes.
 """
 
 from __future__ import annotations
@@ -287,20 +287,21 @@ def sample_weights(population: Mapping[str, int], prob: Mapping[str, float],
 
     - Bernoulli strata (not in `exact`): 1 / p_s, Horvitz-Thompson.
     - Exact-size strata expecting a record or more (v_s = p_s N_s >= 1, so k_s >= 1): N_s / k_s;
-      their kept records add up to N_s exactly.
-    - The tail, exact-size strata expecting less than one record (k_s is 0 or 1): the drawn ones
-      weigh c / p_s, with c such that they add up to the tail's whole population. Using 1 / p_s
-      alone (c = 1) is unbiased but its total swings with which strata the rounding drew (87
-      instead of 201 records in issue 12); N_s / k_s would lose every stratum that drew nothing.
-      If no tail stratum drew, the tail's population is spread over the other strata's weights.
+      their kept records add up to N_s exactly (post-stratified).
+    - The tail, exact-size strata expecting less than one record (k_s is 0 or 1): a drawn one
+      stands for itself and, in proportion to its size, for the tail strata that drew nothing:
+      N_s * N_tail / N_drawn. The weights then add up to the tail's population, which 1 / p_s
+      alone does only on average (its total swings with which strata the rounding drew: 87
+      instead of 201 records in issue 12), and N_s / k_s alone never (it drops every stratum
+      that drew nothing). If no tail stratum drew, the tail is spread over the other strata.
     """
     weights = {k: 1.0 / p if p > 0 else 0.0 for k, p in prob.items()}
     tail = [k for k in exact if prob[k] * population[k] < 1.0 - 1e-9]
     for k, n in exact.items():
-        if k not in tail and n > 0:
+        if n > 0:
             weights[k] = population[k] / n
     tail_population = sum(population[k] for k in tail)
-    drawn = sum(weights[k] for k in tail if exact[k] > 0)
+    drawn = sum(population[k] for k in tail if exact[k] > 0)
     if drawn > 0:
         for k in tail:
             weights[k] *= tail_population / drawn
