@@ -38,7 +38,8 @@ from pathlib import Path
 
 from ouroboros.pipeline.locks import run_lock
 
-PARTS = ("curated", "rejected", "tagged", "errors", "minhash-index", "stats.json")
+PARTS = ("curated", "rejected", "tagged", "errors", "minhash-index", "report.html", "README.md",
+         "stats.json")
 STAGING_PREFIX = ".staging-"
 VERSION_PREFIX = ".v-"
 CURRENT = ".current"
