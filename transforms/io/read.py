@@ -80,13 +80,11 @@ def expand_inputs(patterns: list[str]) -> list[str]:
         if "://" not in pattern:
             shards += _expand_local(pattern)
             continue
-        if FileSystems.exists(pattern):
-            shards.append(pattern)
-            continue
-        matched = FileSystems.match([pattern])[0].metadata_list
-        if not matched:
-            raise FileNotFoundError(f"input matched no files: {pattern}")
-        shards += [m.path for m in matched]
+        try:
+            exists = FileSystems.exists(pattern)
+        except (OSError, ValueError) as exc:  # gs:// without the gcp extra, a store refusing
+            raise FileNotFoundError(f"cannot list input {pattern}: {exc}") from None
+        shards += [pattern] if exists else _match(pattern)
     return sorted(set(shards))
 
 
@@ -101,10 +99,19 @@ def _expand_local(pattern: str) -> list[str]:
         return [os.path.abspath(f) for f in files]
     if os.path.exists(pattern):
         return [os.path.abspath(pattern)]
-    matched = FileSystems.match([pattern])[0].metadata_list
+    return [os.path.abspath(path) for path in _match(pattern)]
+
+
+def _match(pattern: str) -> list[str]:
+    """The paths a glob matches (a path that does not exist is tried as one)."""
+    try:
+        matched = FileSystems.match([pattern])[0].metadata_list
+    except (OSError, ValueError) as exc:  # gs:// without the gcp extra, a store refusing
+        raise FileNotFoundError(f"cannot list input {pattern}: {exc}") from None
     if not matched:
-        raise FileNotFoundError(f"input matched no files: {pattern}")
-    return [os.path.abspath(m.path) for m in matched]
+        what = "matched no files" if any(c in pattern for c in "*?[") else "not found"
+        raise FileNotFoundError(f"input {what}: {pattern}")
+    return [m.path for m in matched]
 
 
 def read_shard(uri: str, fmt: str, config: ReadConfig) -> Iterator[Item]:

@@ -34,7 +34,7 @@ class QualityModelConfig(StrictModel):
 
     model_path: str | None = Field(None, description="fastText .bin from `ouroboros train-quality`")
     threshold: float | None = Field(
-        None, description="drop documents whose score is below this; None = only score")
+        None, ge=0, le=1, description="drop documents whose score is below this; None = only score")
 
 
 def _line(text: str) -> str:
