@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from apache_beam import pvalue
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from ouroboros.transforms.base import KEPT, METRICS_NAMESPACE, REJECTED, reject
+from ouroboros.transforms.base import KEPT, METRICS_NAMESPACE, REJECTED, StageOutputs, rejected
 
 STAGE = "earlier_runs"
 KEPT_BEFORE = "_kept_before"  # transient: not a column, dropped when the record is written
@@ -54,21 +54,16 @@ class _Decide(beam.DoFn):
                 yield doc
                 continue
             self._again.inc()
-            doc = dict(doc)
             if self._reprocess:
-                doc[KEPT_BEFORE] = True
-                yield doc
-            elif self._drop:
-                yield pvalue.TaggedOutput(REJECTED, reject(doc, STAGE,
-                                                           f"kept_by_earlier_run:{runs[0]}"))
-            else:
-                if not doc.get("reject_stage"):
-                    reject(doc, STAGE, f"kept_by_earlier_run:{runs[0]}")
-                yield doc
+                yield {**doc, KEPT_BEFORE: True}
+                continue
+            out = rejected(doc, STAGE, f"kept_by_earlier_run:{runs[0]}", self._drop)
+            yield pvalue.TaggedOutput(REJECTED, out) if self._drop else out
 
 
 class EarlierRuns(beam.PTransform):
-    """docs -> {"kept", "rejected"}: documents of `shards_seen` whose id is in `index_files`."""
+    """``StageOutputs``: documents of `shards_seen` whose id is in `index_files` are rejected
+    (nightly) or marked (`reprocess`); every other document is kept untouched."""
 
     def __init__(self, index_files: Sequence[str], shards_seen: Sequence[str],
                  reprocess: bool = False, drop: bool = True):
@@ -78,7 +73,7 @@ class EarlierRuns(beam.PTransform):
         self._reprocess = reprocess
         self._drop = drop
 
-    def expand(self, docs: Any) -> dict[str, Any]:
+    def expand(self, docs: Any) -> StageOutputs:
         seen = self._seen
         fresh, again = docs | "SeenBefore" >> beam.Partition(
             lambda doc, _: int(doc.get("source_uri") in seen), 2)
@@ -90,4 +85,5 @@ class EarlierRuns(beam.PTransform):
                    | "Decide" >> beam.ParDo(_Decide(self._reprocess, self._drop)).with_outputs(
                        REJECTED, main=KEPT))
         kept = (fresh, decided[KEPT]) | "Merge" >> beam.Flatten()
-        return {KEPT: kept, REJECTED: decided[REJECTED]}
+        no_errors = docs.pipeline | "NoErrors" >> beam.Create([])
+        return StageOutputs(kept, decided[REJECTED], no_errors)
