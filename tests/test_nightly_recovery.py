@@ -131,6 +131,7 @@ def _lock(state: Path, **holder) -> Path:
     return lock
 
 
+@pytest.mark.slow
 def test_a_lock_whose_process_is_dead_is_taken_over_with_a_message(tmp_path, capsys):
     shards = tmp_path / "shards"
     shards.mkdir()

@@ -76,6 +76,7 @@ def _of(parts: dict, shards: Path, name: str) -> tuple[list[dict], list[dict]]:
     return docs, [e for e in parts["errors"] if e["source_uri"] == uri]
 
 
+@pytest.mark.slow
 def test_item5_warc_response_without_target_uri_is_quarantined_and_the_shard_goes_on(bad_shards):
     shards, stats, parts = bad_shards
     docs, errors = _of(parts, shards, "no-target-uri.warc.gz")
@@ -87,6 +88,7 @@ def test_item5_warc_response_without_target_uri_is_quarantined_and_the_shard_goe
     assert stats["accounting"]["holds"]
 
 
+@pytest.mark.slow
 def test_item6_zstd_cut_in_a_frame_header_is_an_error_not_a_silent_end(bad_shards):
     shards, _, parts = bad_shards
     docs, errors = _of(parts, shards, "cut-in-header.jsonl.zst")
@@ -95,6 +97,7 @@ def test_item6_zstd_cut_in_a_frame_header_is_an_error_not_a_silent_end(bad_shard
     assert "zstd" in errors[0]["error_message"] and "bytes" in errors[0]["error_message"]
 
 
+@pytest.mark.slow
 def test_item6_zstd_cut_mid_frame_is_reported_as_truncation_with_its_position(bad_shards):
     shards, _, parts = bad_shards
     docs, errors = _of(parts, shards, "cut-mid-frame.jsonl.zst")
@@ -104,6 +107,7 @@ def test_item6_zstd_cut_mid_frame_is_reported_as_truncation_with_its_position(ba
     assert "invalid_json" not in {e["error_type"] for e in errors}
 
 
+@pytest.mark.slow
 def test_item8_warc_records_sharing_a_record_id_get_distinct_stable_ids(bad_shards):
     shards, _, parts = bad_shards
     docs, errors = _of(parts, shards, "shared-record-id.warc")
@@ -116,6 +120,7 @@ def test_item8_warc_records_sharing_a_record_id_get_distinct_stable_ids(bad_shar
     assert sorted(again) == sorted(d["id"] for d in docs)  # stable across runs
 
 
+@pytest.mark.slow
 def test_item9_error_records_per_shard_are_capped_and_the_rest_counted(bad_shards):
     shards, stats, parts = bad_shards
     docs, errors = _of(parts, shards, "not-json.jsonl")
@@ -141,6 +146,7 @@ def test_item9_the_cap_is_a_config_key(tmp_path):
     assert [i["error_count"] for _, i in items] == [1] * 10 + [40]
 
 
+@pytest.mark.slow
 def test_item7_a_stray_state_json_does_not_hide_a_directory_of_shards(tmp_path):
     shards = tmp_path / "shards"
     shards.mkdir()
@@ -168,6 +174,7 @@ def test_item7_a_real_hf_dataset_is_still_one_and_a_mixed_directory_is_an_error(
         expand_inputs([str(tmp_path / "hf")])
 
 
+@pytest.mark.slow
 def test_item10_brackets_in_a_shard_name_are_literal_every_night(tmp_path, capsys):
     shards, state = tmp_path / "shards", tmp_path / "state"
     shards.mkdir()

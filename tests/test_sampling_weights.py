@@ -10,6 +10,7 @@ from tests.conftest import read_output
 from tests.test_sampling import _run
 
 
+@pytest.mark.slow
 def test_item11_language_x_domain_at_30_percent_of_the_web_shards(web_run):
     """The records that enter the sampler in a run over ../shared/data/web (the curated output of
     the default run: sampling is the last stage), sampled by language x domain at 30%."""
