@@ -62,13 +62,17 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
     successfully, so a quiet night does not fail a cron job."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
-    from ouroboros.pipeline.config import load_config
+    from ouroboros.pipeline.config import ConfigError, load_config
     from ouroboros.pipeline.graph import RunInfo, build_pipeline
     from ouroboros.pipeline.manifest import plan, state_lock, write_manifest
+    from ouroboros.pipeline.models import check_model_paths
     from ouroboros.pipeline.publish import staged_output
     from ouroboros.transforms.io.read import expand_inputs
 
     config = load_config(config_path, overrides)  # errors here, before any work starts
+    problems = check_model_paths(config)  # before any output or state directory is made
+    if problems:
+        raise ConfigError("\nerror: ".join(problems))
     shards = expand_inputs(inputs)
     incremental = bool(state) and mode == "run"
     with state_lock(state) if incremental else nullcontext():
@@ -182,8 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     _common_args(demo)
     tq = sub.add_parser("train-quality", help="train the optional fastText quality classifier (DCLM-style)")
     tq.add_argument("data", help="labelled JSONL: {\"text\": ..., \"label\": 0|1} (1 = good)")
-    tq.add_argument("output", help="model file to write (.bin)")
+    tq.add_argument("output", help="model file to write: .ftz = quantized (a few MB, what workers "
+                                   "should load), .bin = full size (about 520 MB)")
     tq.add_argument("--seed", type=int, default=0)
+    tq.add_argument("--holdout", type=float, default=0.2,
+                    help="share of texts held out (by text hash) for the printed precision, recall "
+                         "and AUROC; 0 = train on all")
+    tq.add_argument("--cutoff", type=int, default=100_000,
+                    help="words and n-gram buckets a .ftz keeps (fastText quantize -cutoff)")
     ts = sub.add_parser("train-synthetic", help="train the synthetic-content scorer from labelled JSONL")
     ts.add_argument("--data", nargs="+", required=True,
                     help="labelled JSONL: {\"text\": ..., \"label\": 0|1 or human|machine, \"group\"?}")
@@ -206,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "train-quality":
             from ouroboros.transforms.quality.model import train_quality
 
-            print(json.dumps(train_quality(args.data, args.output, seed=args.seed), indent=2))
+            print(json.dumps(train_quality(args.data, args.output, seed=args.seed,
+                                           holdout=args.holdout, cutoff=args.cutoff), indent=2))
         elif args.command == "train-synthetic":
             from ouroboros.transforms.synthetic.train import format_metrics, train_synthetic
 

@@ -31,6 +31,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 from ouroboros.transforms.base import METRICS_NAMESPACE, StrictModel
+from ouroboros.transforms.model_files import fetch_dir
 from ouroboros.transforms.synthetic.features import (
     ENGLISH_FUNCTION_WORDS,
     REPETITION_SIGNALS,
@@ -60,8 +61,9 @@ class SyntheticConfig(StrictModel):
         "default", description="`default`: the shipped fastText + compression + stylometry model; "
         "`hf_classifier`: a local Hugging Face sequence classifier at `model_path`")
     model_path: str | None = Field(
-        None, description="model directory: a `train-synthetic` output for `default` (null = the "
-        "model shipped in the package), or a local Hugging Face model for `hf_classifier`")
+        None, description="model directory (a path, file://, gs://, s3://): a `train-synthetic` "
+        "output for `default` (null = the model shipped in the package), or a Hugging Face model "
+        "for `hf_classifier`")
     hf_machine_label: str | None = Field(
         None, description="label of the machine class in the HF model's id2label (null: guessed from "
         "names such as `fake`, `machine`, `ai`, `generated`, else label id 1)")
@@ -202,11 +204,13 @@ def machine_label_index(id2label: dict[Any, str], wanted: str | None) -> int:
 
 
 def make_scorer(config: SyntheticConfig) -> SyntheticScorer:
+    # A model on gs:// or s3:// is copied to a local directory once per process (model_files).
+    model_dir = fetch_dir(config.model_path) if config.model_path else None
     if config.scorer == "hf_classifier":
-        if not config.model_path:
+        if not model_dir:
             raise ValueError("synthetic.scorer=hf_classifier needs synthetic.model_path")
-        return HFClassifierScorer(config.model_path, config.hf_machine_label, config.hf_device)
-    return DefaultSyntheticScorer(config.model_path)
+        return HFClassifierScorer(model_dir, config.hf_machine_label, config.hf_device)
+    return DefaultSyntheticScorer(model_dir)
 
 
 class _Handle:

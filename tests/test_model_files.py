@@ -1,0 +1,168 @@
+"""Models given as URLs (file://, and mem:// standing in for gs:// or s3://) load in both model
+stages, and a wrong model path is a one-line error naming the key before any directory is made."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+
+import pytest
+from ouroboros.pipeline.cli import execute, main
+from ouroboros.pipeline.config import Config, ConfigError, load_config
+from ouroboros.pipeline.models import check_model_paths
+from ouroboros.transforms import model_files
+from ouroboros.transforms.fasttext_train import train_supervised
+from ouroboros.transforms.quality.model import QualityModel, QualityModelConfig
+from ouroboros.transforms.synthetic.score import (
+    DEFAULT_MODEL_DIR,
+    SyntheticConfig,
+    SyntheticScore,
+)
+
+from tests import memfs
+from tests.conftest import read_output, require_data
+
+DEMO_JSONL = os.path.join(os.path.dirname(__file__), "..", "pipeline", "demo_corpus", "demo.jsonl")
+
+
+@pytest.fixture(scope="module")
+def quality_model(tmp_path_factory) -> str:
+    """A small fastText quality classifier trained on the real DCLM labels (small buckets: fast)."""
+    data = require_data("quality", "majority_data.jsonl")
+    rows = [json.loads(line) for line in data.open(encoding="utf-8")]
+    lines = [f"__label__{r['label']} {' '.join(r['text'].lower().split())}\n" for r in rows]
+    random.Random(0).shuffle(lines)
+    tmp = tmp_path_factory.mktemp("quality_model")
+    (tmp / "train.txt").write_text("".join(lines), encoding="utf-8")
+    out = tmp / "quality.bin"
+    train_supervised(str(tmp / "train.txt"), str(out),
+                     {"epoch": 5, "lr": 0.5, "wordNgrams": 2, "dim": 16, "bucket": 20_000, "seed": 0})
+    return str(out)
+
+
+@pytest.fixture
+def bucket():
+    """A fresh in-memory bucket: mem://models/..."""
+    yield "mem://models"
+    memfs.OBJECTS.clear()
+
+
+def upload_dir(local_dir, uri: str) -> None:
+    for name in os.listdir(local_dir):
+        memfs.upload(os.path.join(local_dir, name), f"{uri}/{name}")
+
+
+TEXTS = [
+    "The council met on Tuesday to discuss the new bus routes. Residents of the east side said the "
+    "changes would add twenty minutes to their commute, and the transit office promised to publish "
+    "ridership numbers before the next meeting in March. Several shop owners asked for a stop near "
+    "the market square, which has been closed since the road works began last autumn.",
+    "In today's fast-paced world, it is important to note that effective communication plays a "
+    "crucial role in fostering collaboration. By leveraging innovative strategies, organizations can "
+    "unlock their full potential and navigate the complexities of the modern landscape. Ultimately, "
+    "embracing these best practices empowers teams to achieve remarkable results and drive success.",
+]
+
+
+def test_quality_model_loads_from_file_url_and_object_store(quality_model, bucket):
+    memfs.upload(quality_model, f"{bucket}/quality.bin")
+    scores = {}
+    for uri in (quality_model, "file://" + quality_model, f"{bucket}/quality.bin"):
+        stage = QualityModel(QualityModelConfig(model_path=uri))
+        docs = [{"text": t} for t in TEXTS]
+        for doc in docs:
+            stage.process(doc)
+        scores[uri] = [d["quality_model_score"] for d in docs]
+    assert len({tuple(s) for s in scores.values()}) == 1, scores
+    assert all(0.0 <= s <= 1.0 for s in scores[quality_model])
+
+
+def test_synthetic_model_loads_from_file_url_and_object_store(bucket):
+    upload_dir(DEFAULT_MODEL_DIR, f"{bucket}/synthetic")
+    results = {}
+    for path in (None, "file://" + str(DEFAULT_MODEL_DIR), f"{bucket}/synthetic",
+                 f"{bucket}/synthetic/"):
+        stage = SyntheticScore(SyntheticConfig(model_path=path))
+        docs = [{"text": t} for t in TEXTS]
+        stage.annotate(docs)
+        results[path] = [(d["synthetic_model"], d["synthetic_score"]) for d in docs]
+    assert len({tuple(r) for r in results.values()}) == 1, results  # same model, same version
+    assert all(model.startswith("ouroboros-synthetic@1.") and 0 <= score <= 1
+               for model, score in results[None])
+
+
+def test_remote_model_is_copied_once_per_process_and_again_when_it_changes(bucket):
+    memfs.upload(DEFAULT_MODEL_DIR / "combiner.json", f"{bucket}/m.json")
+    first = model_files.fetch_file(f"{bucket}/m.json")
+    assert model_files.fetch_file(f"{bucket}/m.json") == first  # cached: no second copy
+    time.sleep(0.01)
+    memfs.OBJECTS[f"{bucket}/m.json"] = (b'{"retrained": true}', time.time())
+    second = model_files.fetch_file(f"{bucket}/m.json")
+    assert second != first and open(second, "rb").read() == b'{"retrained": true}'
+
+
+def test_files_are_copied_as_stored_not_decompressed(bucket, tmp_path):
+    import gzip
+
+    raw = gzip.compress(b"model bytes")
+    memfs.OBJECTS[f"{bucket}/model.gz"] = (raw, time.time())
+    with open(model_files.fetch_file(f"{bucket}/model.gz"), "rb") as f:
+        assert f.read() == raw
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["quality_model.model_path=mem://models/missing.ftz"],
+     ["quality_model.model_path: mem://models/missing.ftz does not exist"]),
+    (["synthetic.model_path=mem://models/none"],
+     ["synthetic.model_path: mem://models/none does not exist"]),
+    (["synthetic.model_path=nosuchfs://b/model"],
+     ["synthetic.model_path: nosuchfs://b/model: no Beam filesystem for nosuchfs:// is installed"]),
+    (["quality_model.model_path=file:///nonexistent/q.ftz", "synthetic.scorer=hf_classifier"],
+     ["quality_model.model_path: file:///nonexistent/q.ftz does not exist",
+      "synthetic.model_path: synthetic.scorer=hf_classifier needs a model directory"]),
+])
+def test_missing_models_are_named_by_key(overrides, expected, bucket):
+    assert check_model_paths(load_config(None, overrides)) == expected
+
+
+def test_models_that_do_not_load_are_named_by_key(bucket, tmp_path):
+    memfs.OBJECTS[f"{bucket}/q.ftz"] = (b"not a model", time.time())
+    memfs.OBJECTS[f"{bucket}/syn/combiner.json"] = (b"{}", time.time())
+    problems = check_model_paths(load_config(None, [f"quality_model.model_path={bucket}/q.ftz",
+                                                    f"synthetic.model_path={bucket}/syn"]))
+    assert problems[0].startswith(f"quality_model.model_path: {bucket}/q.ftz is not a fastText model")
+    assert problems[1] == (f"synthetic.model_path: {bucket}/syn is not a `train-synthetic` model "
+                           "directory (no classifier.ftz)")
+    assert check_model_paths(load_config(None, [f"synthetic.model_path={DEFAULT_MODEL_DIR}",
+                                                "synthetic.enabled=false"])) == []
+    assert check_model_paths(Config()) == []
+
+
+def test_bad_model_path_fails_before_any_directory_is_made(tmp_path, capsys, bucket):
+    out, state = tmp_path / "out", tmp_path / "state"
+    with pytest.raises(ConfigError, match="quality_model.model_path: mem://models/q.ftz does not"):
+        execute([DEMO_JSONL], str(out), overrides=["quality_model.model_path=mem://models/q.ftz"],
+                quiet=True, state=str(state))
+    code = main(["run", "-i", DEMO_JSONL, "-o", str(out), "--state", str(state),
+                 "--set", "synthetic.model_path=gs-typo://bucket/synthetic"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1] == ("error: synthetic.model_path: gs-typo://bucket/synthetic: "
+                                     "no Beam filesystem for gs-typo:// is installed")
+    assert not out.exists() and not state.exists()
+
+
+@pytest.mark.slow
+def test_pipeline_runs_with_both_models_on_an_object_store(quality_model, bucket, tmp_path):
+    memfs.upload(quality_model, f"{bucket}/quality.bin")
+    upload_dir(DEFAULT_MODEL_DIR, f"{bucket}/synthetic")
+    out = tmp_path / "out"
+    execute([DEMO_JSONL], str(out), quiet=True, run_id="remote-models",
+            overrides=[f"quality_model.model_path={bucket}/quality.bin",
+                       f"synthetic.model_path={bucket}/synthetic"])
+    rows = read_output(out, "curated")
+    assert rows and all(r["quality_model_score"] is not None for r in rows)
+    shipped = SyntheticScore(SyntheticConfig()).model_name
+    assert {r["synthetic_model"] for r in rows} == {shipped}
+    assert any(r["synthetic_score"] is not None for r in rows)
