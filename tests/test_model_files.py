@@ -55,14 +55,14 @@ def upload_dir(local_dir, uri: str) -> None:
 
 
 TEXTS = [
-    "The council met on Tuesday to discuss the new bus routes. Residents of the east side said the "
-    "changes would add twenty minutes to their commute, and the transit office promised to publish "
-    "ridership numbers before the next meeting in March. Several shop owners asked for a stop near "
-    "the market square, which has been closed since the road works began last autumn.",
-    "In today's fast-paced world, it is important to note that effective communication plays a "
-    "crucial role in fostering collaboration. By leveraging innovative strategies, organizations can "
-    "unlock their full potential and navigate the complexities of the modern landscape. Ultimately, "
-    "embracing these best practices empowers teams to achieve remarkable results and drive success.",
+    ("The council met on Tuesday to discuss the new bus routes. Residents of the east side said the "
+     "changes would add twenty minutes to their commute, and the transit office promised to publish "
+     "ridership numbers before the next meeting in March. Several shop owners asked for a stop near "
+     "the market square, which has been closed since the road works began last autumn."),
+    ("In today's fast-paced world, it is important to note that effective communication plays a "
+     "crucial role in fostering collaboration. By leveraging innovative strategies, organizations "
+     "can unlock their full potential and navigate the complexities of the modern landscape. "
+     "Ultimately, embracing these best practices empowers teams to achieve remarkable results."),
 ]
 
 
@@ -100,7 +100,8 @@ def test_remote_model_is_copied_once_per_process_and_again_when_it_changes(bucke
     time.sleep(0.01)
     memfs.OBJECTS[f"{bucket}/m.json"] = (b'{"retrained": true}', time.time())
     second = model_files.fetch_file(f"{bucket}/m.json")
-    assert second != first and open(second, "rb").read() == b'{"retrained": true}'
+    with open(second, "rb") as f:
+        assert second != first and f.read() == b'{"retrained": true}'
 
 
 def test_files_are_copied_as_stored_not_decompressed(bucket, tmp_path):
