@@ -4,7 +4,7 @@
 # Versions are pinned here: Airflow's constraint files are not reachable from these machines.
 # The google provider is needed even for the DirectRunner: with Airflow 3, the Beam provider's
 # operators raise in their constructor without it (BeamDataflowMixin.__init__, provider 6.3.1).
-# Takes about 10 minutes on a fresh machine (PyPI downloads); the venv is kept for later runs.
+# Took 20 minutes here (PyPI downloads, a loaded machine); the venv is kept for later runs.
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=.venvs/airflow

@@ -176,7 +176,7 @@ def airflow_python() -> Path:
     if (AIRFLOW_VENV / ".complete").exists():
         return python
     if os.environ.get("OUROBOROS_AIRFLOW_TEST") != "1":
-        pytest.skip("Airflow is not installed for this test (about 10 minutes): set "
+        pytest.skip("Airflow is not installed for this test (a 20-minute install): set "
                     "OUROBOROS_AIRFLOW_TEST=1 or run tests/airflow_venv.sh once")
     proc = subprocess.run(["bash", str(ROOT / "tests" / "airflow_venv.sh")], capture_output=True,
                           text=True, check=False)

@@ -22,7 +22,7 @@ from ouroboros.transforms.synthetic.score import (
 )
 
 from tests import memfs
-from tests.conftest import read_output, require_data
+from tests.conftest import require_data
 
 DEMO_JSONL = os.path.join(os.path.dirname(__file__), "..", "pipeline", "demo_corpus", "demo.jsonl")
 
@@ -62,7 +62,8 @@ TEXTS = [
     ("In today's fast-paced world, it is important to note that effective communication plays a "
      "crucial role in fostering collaboration. By leveraging innovative strategies, organizations "
      "can unlock their full potential and navigate the complexities of the modern landscape. "
-     "Ultimately, embracing these best practices empowers teams to achieve remarkable results."),
+     "Ultimately, embracing these best practices empowers teams to achieve remarkable results "
+     "and drive sustainable success."),
 ]
 
 
@@ -154,16 +155,42 @@ def test_bad_model_path_fails_before_any_directory_is_made(tmp_path, capsys, buc
     assert not out.exists() and not state.exists()
 
 
+def read_objects(prefix: str) -> list[dict]:
+    """Rows of every Parquet object under ``prefix`` (mem://)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    return [row for key, (data, _) in sorted(memfs.OBJECTS.items())
+            if key.startswith(prefix) and key.endswith(".parquet")
+            for row in pq.read_table(io.BytesIO(data)).to_pylist()]
+
+
 @pytest.mark.slow
-def test_pipeline_runs_with_both_models_on_an_object_store(quality_model, bucket, tmp_path):
+def test_nights_with_models_shards_outputs_and_state_on_an_object_store(quality_model, bucket):
+    """Everything on mem:// (standing in for gs://): both models load on the workers, the outputs
+    and the state (manifest, band index) are written and read back through Beam's FileSystems."""
     memfs.upload(quality_model, f"{bucket}/quality.bin")
     upload_dir(DEFAULT_MODEL_DIR, f"{bucket}/synthetic")
-    out = tmp_path / "out"
-    execute([DEMO_JSONL], str(out), quiet=True, run_id="remote-models",
-            overrides=[f"quality_model.model_path={bucket}/quality.bin",
-                       f"synthetic.model_path={bucket}/synthetic"])
-    rows = read_output(out, "curated")
+    memfs.upload(DEMO_JSONL, "mem://data/shards/a.jsonl")
+    overrides = [f"quality_model.model_path={bucket}/quality.bin",
+                 f"synthetic.model_path={bucket}/synthetic"]
+    execute(["mem://data/shards/*.jsonl"], "mem://data/curated/2026-03-01", overrides=overrides,
+            state="mem://data/state", quiet=True, run_id="night-1")
+    rows = read_objects("mem://data/curated/2026-03-01/curated/")
     assert rows and all(r["quality_model_score"] is not None for r in rows)
     shipped = SyntheticScore(SyntheticConfig()).model_name
     assert {r["synthetic_model"] for r in rows} == {shipped}
     assert any(r["synthetic_score"] is not None for r in rows)
+    assert {"mem://data/state/manifest/night-1.jsonl"} <= set(memfs.OBJECTS)
+
+    memfs.upload(DEMO_JSONL, "mem://data/shards/b.jsonl")  # night 2: a copy of night 1's shard
+    stats = execute(["mem://data/shards/*.jsonl"], "mem://data/curated/2026-03-02",
+                    overrides=overrides, state="mem://data/state", quiet=True, run_id="night-2")
+    assert stats["shards_skipped_already_processed"] == 1
+    assert read_objects("mem://data/curated/2026-03-02/curated/") == []
+    # every copy of a night-1 document is found through the band index read back from the store
+    again = {r["text"] for r in read_objects("mem://data/curated/2026-03-02/rejected/")
+             if r["reject_stage"] == "near_dedup"}
+    assert {r["text"] for r in rows} <= again
+    memfs.OBJECTS.clear()
