@@ -13,7 +13,13 @@ import os
 from collections.abc import Callable
 
 from ouroboros.pipeline.config import Config
-from ouroboros.transforms.model_files import ModelNotFound, fetch_dir, fetch_file
+from ouroboros.transforms.model_files import (
+    ModelNotFound,
+    fetch_dir,
+    fetch_file,
+    local_path,
+    remote_files,
+)
 
 
 def _load_fasttext(path: str) -> None:
@@ -35,16 +41,27 @@ def _load_synthetic(path: str) -> None:
                          + ", ".join(missing) + ")")
     try:
         DefaultSyntheticScorer(path).load()
-    except Exception as exc:  # a damaged model: any error while loading it is the message
+    except (ValueError, KeyError, TypeError, OSError) as exc:  # a damaged model: say what broke
         raise ValueError(f"does not load as a synthetic scorer: {type(exc).__name__}: {exc}") from None
 
 
-def _load_hf(path: str) -> None:
-    config = os.path.join(path, "config.json")
-    if not os.path.isfile(config):
-        raise ValueError("is not a Hugging Face model directory (no config.json)")
+def _hf_config(uri: str) -> str:
+    """Only the model's config.json is fetched: a Hugging Face model may be gigabytes."""
+    config = uri.rstrip("/") + "/config.json"
+    if local_path(uri) is None and not remote_files(uri):
+        raise ModelNotFound(f"{uri} does not exist")
+    if local_path(uri) is not None and not os.path.isdir(local_path(uri)):
+        raise ModelNotFound(f"{uri} does not exist" if not os.path.exists(local_path(uri))
+                            else f"{uri} is a file, not a model directory")
     try:
-        with open(config, encoding="utf-8") as f:
+        return fetch_file(config)
+    except ModelNotFound:
+        raise ValueError("is not a Hugging Face model directory (no config.json)") from None
+
+
+def _load_hf_config(path: str) -> None:
+    try:
+        with open(path, encoding="utf-8") as f:
             json.load(f)
     except ValueError as exc:
         raise ValueError(f"has an unreadable config.json ({exc})") from None
@@ -64,7 +81,8 @@ def check_model_paths(config: Config) -> list[str]:
     """One line per model path that does not exist or does not load (empty: all good).
 
     Remote models are copied once into this process's model cache, so a DirectRunner run in the
-    same process loads them from there; other workers copy them at their own start."""
+    same process loads them from there; other workers copy them at their own start. Of a Hugging
+    Face model only config.json is read here."""
     problems = []
     if config.quality_model.model_path:
         problems.append(_check("quality_model.model_path", config.quality_model.model_path,
@@ -73,6 +91,9 @@ def check_model_paths(config: Config) -> list[str]:
     if synthetic.enabled and synthetic.scorer == "hf_classifier" and not synthetic.model_path:
         problems.append("synthetic.model_path: synthetic.scorer=hf_classifier needs a model directory")
     if synthetic.enabled and synthetic.model_path:
-        load = _load_hf if synthetic.scorer == "hf_classifier" else _load_synthetic
-        problems.append(_check("synthetic.model_path", synthetic.model_path, fetch_dir, load))
+        if synthetic.scorer == "hf_classifier":
+            fetch, load = _hf_config, _load_hf_config
+        else:
+            fetch, load = fetch_dir, _load_synthetic
+        problems.append(_check("synthetic.model_path", synthetic.model_path, fetch, load))
     return [p for p in problems if p]

@@ -137,6 +137,14 @@ def test_models_that_do_not_load_are_named_by_key(bucket, tmp_path):
     assert problems[0].startswith(f"quality_model.model_path: {bucket}/q.ftz is not a fastText model")
     assert problems[1] == (f"synthetic.model_path: {bucket}/syn is not a `train-synthetic` model "
                            "directory (no classifier.ftz)")
+    memfs.OBJECTS[f"{bucket}/hf/config.json"] = (b'{"id2label": {"0": "human"}}', time.time())
+    memfs.OBJECTS[f"{bucket}/hf/model.safetensors"] = (b"weights", time.time())
+    hf = ["synthetic.scorer=hf_classifier"]
+    assert check_model_paths(load_config(None, [*hf, f"synthetic.model_path={bucket}/hf"])) == []
+    assert check_model_paths(load_config(None, [*hf, f"synthetic.model_path={bucket}/syn"])) == [
+        f"synthetic.model_path: {bucket}/syn is not a Hugging Face model directory (no config.json)"]
+    assert check_model_paths(load_config(None, [*hf, f"synthetic.model_path={bucket}/none"])) == [
+        f"synthetic.model_path: {bucket}/none does not exist"]
     assert check_model_paths(load_config(None, [f"synthetic.model_path={DEFAULT_MODEL_DIR}",
                                                 "synthetic.enabled=false"])) == []
     assert check_model_paths(Config()) == []

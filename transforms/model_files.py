@@ -52,7 +52,7 @@ def _filesystem_error(uri: str, exc: Exception) -> ModelNotFound:
 def _match(pattern: str) -> list:
     try:
         return list(FileSystems.match([pattern])[0].metadata_list)
-    except Exception as exc:  # Beam raises BeamIOError for a missing file on some filesystems
+    except (OSError, ValueError) as exc:  # BeamIOError (an OSError): a missing file on some stores
         if "Unable to get filesystem" in str(exc):
             raise _filesystem_error(pattern, exc) from None
         return []
