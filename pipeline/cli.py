@@ -12,8 +12,8 @@ import logging
 import os
 import shutil
 import sys
+import time
 from contextlib import nullcontext
-from pathlib import Path
 from typing import Any
 
 
@@ -63,9 +63,12 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
     from ouroboros.pipeline.config import ConfigError, load_config
+    from ouroboros.pipeline.finish import finish_outputs
     from ouroboros.pipeline.graph import RunInfo, build_pipeline
     from ouroboros.pipeline.manifest import plan, state_lock, write_manifest
     from ouroboros.pipeline.models import check_model_paths
+    from ouroboros.pipeline.progress import enabled as progress_enabled
+    from ouroboros.pipeline.progress import progress_line, runner_name
     from ouroboros.pipeline.publish import staged_output
     from ouroboros.transforms.io.read import expand_inputs
 
@@ -88,20 +91,27 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
         _check_output(output, overwrite)
         run = RunInfo.new(config, run_id)
         options = PipelineOptions(beam_args or [])
+        extra = ({"shards_skipped_already_processed": len(selection.skipped)}
+                 if selection is not None else {})
+        show_progress = progress_enabled(runner_name(options), quiet=quiet)
+        start = time.monotonic()
         # Written into OUT/.staging-<run_id>/ and renamed into place only after success: a crash
         # never leaves partial Parquet where a reader looks, and a rerun replaces, not duplicates.
-        with staged_output(output, run.run_id) as target, beam.Pipeline(options=options) as p:
-            build_pipeline(p, shards, target, config, run, mode=mode, state=state)
-        result = p.result
+        # The report and the dataset card are written into the staging directory too.
+        with staged_output(output, run.run_id) as target:
+            with progress_line(shards, show_progress) as progress, \
+                    beam.Pipeline(options=options) as p:
+                build_pipeline(p, shards, target, config, run, mode=mode, state=state,
+                               progress=progress)
+            stats = finish_outputs(target, inputs=inputs, config=config, options=options,
+                                   result=p.result, started_at=run.started_at,
+                                   seconds=time.monotonic() - start, extra=extra,
+                                   keep_from=output, quiet=quiet)
         if selection is not None:  # the manifest last: it claims the work the index vouches for
             commit_index(output, state, run.run_id)
             write_manifest(state, run.run_id, selection.new)
-    stats_path = os.path.join(output, "stats.json")
-    stats = json.loads(Path(stats_path).read_text()) if "://" not in output else {}
-    if selection is not None:
-        stats["shards_skipped_already_processed"] = len(selection.skipped)
     if not quiet:
-        print_summary(stats, result, output)
+        print_summary(stats, output)
     return stats
 
 
@@ -141,29 +151,33 @@ def _commit_index_remote(output: str, state: str, run_id: str) -> None:
     FileSystems.copy(files, [FileSystems.join(dest, f.rsplit("/", 1)[-1]) for f in files])
 
 
-def print_summary(stats: dict[str, Any], result: Any, output: str) -> None:
-    if stats:
-        out_key = "tagged" if "tagged" in stats else "curated"
-        print(f"\nrun {stats['run_id']}: {stats['input_records']} input records from "
-              f"{stats['shards']} shards -> {stats[out_key]} {out_key}, {stats['rejected']} rejected, "
-              f"{stats['errors']} errors (accounting holds: {stats['accounting']['holds']})")
-        for stage, reasons in stats["rejected_by_stage"].items():
-            print(f"  rejected at {stage}: " + ", ".join(f"{r}={n}" for r, n in reasons.items()))
-        for stage, kinds in stats["errors_by_stage"].items():
-            print(f"  errors at {stage}: " + ", ".join(f"{k}={n}" for k, n in kinds.items()))
-        if "shards_skipped_already_processed" in stats:
-            print(f"  shards skipped (processed by earlier runs): "
-                  f"{stats['shards_skipped_already_processed']}")
-    try:
-        counters = result.metrics().query()["counters"]
-    except Exception:
-        counters = []
-    if counters:
-        print("  Beam counters: " + ", ".join(
-            f"{c.key.metric.name}={c.committed if c.committed is not None else c.attempted}"
-            for c in sorted(counters, key=lambda c: c.key.metric.name)))
-    parts = "tagged/" if stats.get("tagged") is not None else "curated/, rejected/"
-    print(f"output: {output}/ ({parts}, errors/, stats.json)")
+def print_summary(stats: dict[str, Any], output: str) -> None:
+    """A few lines: the outcome, the drops per stage, where to look (the counters are in stats.json)."""
+    from ouroboros.pipeline.profile import stage_order
+
+    if not stats:
+        return
+    out_key = "tagged" if "tagged" in stats else "curated"
+    timing = stats.get("timing", {})
+    took = (f" in {timing['duration_seconds']:,.1f} s ({timing['records_per_second']:,.1f} records/s)"
+            if timing.get("records_per_second") else "")
+    holds = "accounting holds" if stats["accounting"]["holds"] else "ACCOUNTING DOES NOT HOLD"
+    print(f"\nrun {stats['run_id']}: {stats['input_records']:,} input records from "
+          f"{stats['shards']:,} shards{took} -> {stats[out_key]:,} {out_key}, "
+          f"{stats['rejected']:,} rejected, {stats['errors']:,} errors ({holds})")
+    for stage in stage_order(stats):
+        reasons = stats["rejected_by_stage"].get(stage)
+        if reasons:
+            print(f"  rejected at {stage}: " + ", ".join(f"{r}={n:,}" for r, n in reasons.items()))
+        kinds = stats["errors_by_stage"].get(stage)
+        if kinds:
+            print(f"  errors at {stage}: " + ", ".join(f"{k}={n:,}" for k, n in kinds.items()))
+    if "shards_skipped_already_processed" in stats:
+        print(f"  shards skipped (processed by earlier runs): "
+              f"{stats['shards_skipped_already_processed']}")
+    parts = "tagged/" if out_key == "tagged" else "curated/, rejected/"
+    print(f"output: {output}/ ({parts}, errors/, stats.json)\n"
+          f"report: {output}/report.html   dataset card: {output}/README.md")
 
 
 def demo_inputs() -> list[str]:
@@ -199,6 +213,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="labelled JSONL: {\"text\": ..., \"label\": 0|1 or human|machine, \"group\"?}")
     ts.add_argument("--output", required=True, help="model directory (use as synthetic.model_path)")
     ts.add_argument("--seed", type=int, default=0)
+    rep = sub.add_parser("report", help="rebuild OUT/report.html and OUT/README.md from a run's outputs")
+    rep.add_argument("out", help="output directory of a finished run")
+    ins = sub.add_parser("inspect", help="show one record, its provenance and every stage's decision")
+    ins.add_argument("out", help="output directory of a finished run")
+    which = ins.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", help="record id (the `id` column)")
+    which.add_argument("--url", help="page URL (every record with this URL)")
+    ins.add_argument("--json", action="store_true", help="print the record(s) as JSON")
+    ins.add_argument("--text-chars", type=int, default=600,
+                     help="characters of the text to show (0: none, -1: all)")
     sub.add_parser("config", help="print the default configuration with every key documented")
     sub.add_parser("schema", help="print the output columns (Markdown)")
 
@@ -213,6 +237,16 @@ def main(argv: list[str] | None = None) -> int:
             from ouroboros.schemas.record import markdown_table
 
             print(markdown_table())
+        elif args.command == "report":
+            from ouroboros.pipeline.finish import write_documents
+
+            for path in write_documents(args.out):
+                print(path)
+        elif args.command == "inspect":
+            from ouroboros.pipeline.inspect import inspect_command
+
+            return inspect_command(args.out, record_id=args.id, url=args.url, as_json=args.json,
+                                   text_chars=args.text_chars)
         elif args.command == "train-quality":
             from ouroboros.transforms.quality.model import train_quality
 

@@ -8,6 +8,7 @@ written with their reasons, so every input record ends in exactly one output.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -74,9 +75,10 @@ class RunInfo:
 class ReadShard(beam.DoFn):
     """One shard in, its documents out (streamed); unreadable parts become error records."""
 
-    def __init__(self, config: ReadConfig, run: RunInfo):
+    def __init__(self, config: ReadConfig, run: RunInfo, progress: Any = None):
         self._config = config
         self._run = run
+        self._progress = progress  # a ProgressChannel on local runs with a terminal, else None
         self._docs = Metrics.counter(METRICS_NAMESPACE, "read.documents")
         self._errors = Metrics.counter(METRICS_NAMESPACE, "read.errors")
         self._skipped = Metrics.counter(METRICS_NAMESPACE, "read.skipped_non_documents")
@@ -92,10 +94,25 @@ class ReadShard(beam.DoFn):
             elif kind == "error":
                 self._errors.inc()
                 item["run_id"] = self._run.run_id
+                if self._progress is not None:
+                    self._progress.add(read_errors=1)
                 yield pvalue.TaggedOutput(ERRORS, item)
             else:
                 self._skipped.inc()
                 yield pvalue.TaggedOutput(SKIPPED, item)
+                continue
+            if self._progress is not None:
+                self._progress.add(read=1)
+        if self._progress is not None:
+            self._progress.add(shards=1, shard_bytes=_local_size(uri))
+            self._progress.flush()
+
+
+def _local_size(uri: str) -> int:
+    try:
+        return os.path.getsize(uri)
+    except OSError:
+        return 0
 
 
 def document_stages(config: Config) -> list[Any]:
@@ -145,18 +162,20 @@ def prior_index_files(state: str | None) -> list[str]:
 
 
 def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Config,
-                   run: RunInfo, mode: str = "run", state: str | None = None) -> None:
+                   run: RunInfo, mode: str = "run", state: str | None = None,
+                   progress: Any = None) -> None:
     """Adds the whole curation graph to `p`. mode="tag" annotates every record and drops none.
 
     `state`: directory of earlier runs' band indexes (cross-run near-dedup); this run writes its
     own index to `output/minhash-index/`, which the command moves into `state` after success.
+    `progress`: a `pipeline.progress.ProgressChannel` the workers report to (local runs), or None.
     """
     drop = mode == "run"
     known, unknown = shard_list(shards, run)
     read = (p
             | "Shards" >> beam.Create(known)
             | "SpreadShards" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(ReadShard(config.read, run)).with_outputs(
+            | "Read" >> beam.ParDo(ReadShard(config.read, run, progress)).with_outputs(
                 ERRORS, SKIPPED, main="docs"))
     errors = [read[ERRORS], p | "UnknownShards" >> beam.Create(unknown)]
     rejected = []
@@ -219,4 +238,4 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
 
     _ = ({"input": input_docs, "curated" if drop else "tagged": docs, "rejected": all_rejected,
           "errors": all_errors, "skipped": read[SKIPPED]}
-         | "Stats" >> WriteStats(output, run, shards, extras))
+         | "Stats" >> WriteStats(output, run, shards, extras, progress=progress))

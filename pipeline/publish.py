@@ -2,7 +2,8 @@
 
 The pipeline writes into ``OUT/.staging-<run_id>/`` (hidden: no reader globbing ``OUT/curated/``
 sees it). Only after the pipeline succeeded does ``commit`` write a journal and rename each part
-(``curated/``, ``rejected/``, ``tagged/``, ``errors/``, ``minhash-index/``, then ``stats.json`` last) into place,
+(``curated/``, ``rejected/``, ``tagged/``, ``errors/``, ``minhash-index/``, ``report.html``,
+``README.md``, then ``stats.json`` last) into place,
 replacing the previous run's part. Each rename is atomic, so a reader finds either the old complete
 part or the new one, never partial Parquet; a crash in the middle of the commit is rolled forward
 from the journal by the next run (``recover``), and a crash before the commit leaves only a staging
@@ -22,7 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-PARTS = ("curated", "rejected", "tagged", "errors", "minhash-index", "stats.json")
+PARTS = ("curated", "rejected", "tagged", "errors", "minhash-index", "report.html", "README.md",
+         "stats.json")
 STAGING_PREFIX = ".staging-"
 JOURNAL = "_COMMIT.json"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

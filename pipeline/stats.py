@@ -1,7 +1,8 @@
-"""Run statistics: counts per output, stage and reason, computed in the pipeline, as `stats.json`.
+"""Run statistics: counts per output, stage, reason and shard, computed in the pipeline, as `stats.json`.
 
-The accounting identity is checked here: input records (documents read + read errors) equal
-curated + rejected + errors. Counting happens in a Beam combine, so it is exact on every runner.
+The accounting identity is checked here, for the run and for each shard: input records (documents
+read + read errors) equal curated + rejected + errors. Counting happens in a Beam combine, so it is
+exact on every runner. The same pass feeds the progress line of local runs (`pipeline/progress.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from ouroboros.transforms.base import reason_key
 
+SHARD = "shard"
+
 
 def _keys(kind: str):
     if kind == "rejected":
@@ -25,12 +28,65 @@ def _keys(kind: str):
     return lambda _: (kind, "", "")
 
 
+def _shard_keys(kind: str, record: Any) -> list[tuple[str, str, str]]:
+    """(SHARD, source_uri, count name) for a record: which shard it came from and where it ended."""
+    if kind == "skipped" or not isinstance(record, dict):
+        return []
+    uri = record.get("source_uri") or ""
+    if kind == "input":
+        return [(SHARD, uri, "documents_read")]
+    if kind == "errors" and record.get("error_stage") == "read":
+        return [(SHARD, uri, "errors"), (SHARD, uri, "read_errors")]
+    return [(SHARD, uri, kind)]
+
+
+class _CountKeys(beam.DoFn):
+    """Keys each record for the counts and ticks the progress channel (local runs only)."""
+
+    def __init__(self, kind: str, progress: Any = None):
+        self._kind = kind
+        self._key = _keys(kind)
+        self._progress = progress
+        self._tick = {"input": "started", "skipped": None}.get(kind, "done")
+
+    def process(self, record):
+        yield self._key(record)
+        yield from _shard_keys(self._kind, record)
+        if self._progress is not None and self._tick:
+            self._progress.add(**{self._tick: 1})
+
+    def finish_bundle(self):
+        if self._progress is not None:
+            self._progress.flush()
+
+
+def per_shard(counts: dict[str, dict[str, int]], shards: list[str], output_key: str
+              ) -> list[dict[str, Any]]:
+    """One row per shard (every shard of the run, also those that yielded nothing), with its
+    accounting: input records (documents + read errors) = curated + rejected + errors."""
+    rows = []
+    for uri in sorted(set(shards) | set(counts)):
+        c = counts.get(uri, {})
+        row = {"source_uri": uri,
+               "input_records": c.get("documents_read", 0) + c.get("read_errors", 0),
+               "documents_read": c.get("documents_read", 0), "read_errors": c.get("read_errors", 0),
+               output_key: c.get(output_key, 0), "rejected": c.get("rejected", 0),
+               "errors": c.get("errors", 0)}
+        row["accounting_holds"] = row["input_records"] == row[output_key] + row["rejected"] + row["errors"]
+        rows.append(row)
+    return rows
+
+
 def summarize(counts: list[tuple[tuple[str, str, str], int]], run: Any,
               shards: list[str], extras: dict[str, Any] | None = None) -> dict[str, Any]:
     totals: dict[str, int] = defaultdict(int)
     by_stage: dict[str, dict[str, dict[str, int]]] = {"rejected": {}, "errors": {}}
     skipped: dict[str, int] = {}
+    shard_counts: dict[str, dict[str, int]] = defaultdict(dict)
     for (kind, stage, reason), n in counts:
+        if kind == SHARD:
+            shard_counts[stage][reason] = n
+            continue
         totals[kind] += n
         if kind in by_stage:
             by_stage[kind].setdefault(stage, {})[reason] = n
@@ -59,6 +115,7 @@ def summarize(counts: list[tuple[tuple[str, str, str], int]], run: Any,
         "rejected_by_stage": {s: dict(sorted(r.items())) for s, r in sorted(by_stage["rejected"].items())},
         "errors_by_stage": {s: dict(sorted(r.items())) for s, r in sorted(by_stage["errors"].items())},
         "skipped_non_documents": dict(sorted(skipped.items())),
+        "per_shard": per_shard(shard_counts, shards, output_key),
     }
     stats.update(extras or {})
     return stats
@@ -73,15 +130,17 @@ class WriteStats(beam.PTransform):
     """Counts a dict of named PCollections and writes `OUTPUT/stats.json`."""
 
     def __init__(self, output: str, run: Any, shards: list[str],
-                 extras: dict[str, beam.PCollection] | None = None):
+                 extras: dict[str, beam.PCollection] | None = None, progress: Any = None):
         super().__init__()
         self._output = output
         self._run = run
         self._shards = shards
         self._extras = extras or {}
+        self._progress = progress
 
     def expand(self, named):
-        keyed = [pcoll | f"Key{kind}" >> beam.Map(_keys(kind)) for kind, pcoll in named.items()]
+        keyed = [pcoll | f"Key{kind}" >> beam.ParDo(_CountKeys(kind, self._progress))
+                 for kind, pcoll in named.items()]
         counts = (keyed
                   | "FlattenKeys" >> beam.Flatten()
                   | "CountKeys" >> beam.combiners.Count.PerElement()

@@ -80,7 +80,7 @@ def _assert_same_as_direct(out: Path, stats: dict, direct_run) -> None:
                       "errors": stats["errors"]}
     assert stats["errors"] >= 1 and stats["rejected"] >= 1 and stats["curated"] >= 10
     assert _ids(out) == _ids(direct_out)
-    for key in ("rejected_by_stage", "errors_by_stage", "skipped_non_documents"):
+    for key in ("rejected_by_stage", "errors_by_stage", "skipped_non_documents", "per_shard"):
         assert stats[key] == direct_stats[key]
     leftovers = [p for part in PARTS for p in (out / part).iterdir() if not p.name.endswith(".parquet")]
     assert not leftovers, f"sink temp files left behind: {leftovers}"
