@@ -47,14 +47,11 @@ def _load_synthetic(path: str) -> None:
 
 def _hf_config(uri: str) -> str:
     """Only the model's config.json is fetched: a Hugging Face model may be gigabytes."""
-    config = uri.rstrip("/") + "/config.json"
-    if local_path(uri) is None and not remote_files(uri):
+    local = local_path(uri)
+    if not (os.path.exists(local) if local is not None else remote_files(uri)):
         raise ModelNotFound(f"{uri} does not exist")
-    if local_path(uri) is not None and not os.path.isdir(local_path(uri)):
-        raise ModelNotFound(f"{uri} does not exist" if not os.path.exists(local_path(uri))
-                            else f"{uri} is a file, not a model directory")
     try:
-        return fetch_file(config)
+        return fetch_file(uri.rstrip("/") + "/config.json")
     except ModelNotFound:
         raise ValueError("is not a Hugging Face model directory (no config.json)") from None
 
