@@ -1,14 +1,15 @@
-"""The `ouroboros` command: run, tag, demo, config, schema.
+"""The `ouroboros` command: run, tag, demo, report, inspect, config, schema, train-*.
 
-Arguments this parser does not know are Beam pipeline options (`--runner`, `--direct_num_workers`,
-`--project`, ...), so the same command submits to the DirectRunner, Dataflow, Flink or Dask.
+The command runs exactly what was asked or refuses before any work (exit code 2, one line naming
+the problem): arguments it does not define must be Beam pipeline options (`--runner`,
+`--direct_num_workers`, `--project`, ..., checked by `pipeline/options.py`), so the same command
+submits to the DirectRunner, Dataflow, Flink or Dask, and a typo is an error, not a warning.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import shutil
 import sys
@@ -16,11 +17,50 @@ import time
 from contextlib import nullcontext
 from typing import Any
 
+BEAM_EPILOG = """\
+Beam pipeline options pass through: any option this command does not define goes to Beam, and is
+checked against Beam's options (an unknown or misspelled one is an error). Examples:
+  --direct_running_mode=multi_processing --direct_num_workers=2       (both cores, locally)
+  --runner=DataflowRunner --project=P --region=R --temp_location=gs://B/tmp
+  --runner=ouroboros.pipeline.runners.DaskRunner --dask_client_address=tcp://HOST:8786
+See README, Runners."""
+BARE_WORD_HINT = (": every input goes after --input (--input a.jsonl b.jsonl, or a quoted glob "
+                  "--input 'shards/*.jsonl.gz')")
+
+
+def _run_id(value: str) -> str:
+    from ouroboros.pipeline.publish import staging_dir
+
+    try:
+        staging_dir("out", value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {value!r}")
+    return number
+
+
+def _log_level_args(parser: argparse.ArgumentParser) -> None:
+    from ouroboros.pipeline.logs import LEVELS
+
+    parser.add_argument("--log-level", type=str.upper, choices=LEVELS, metavar="LEVEL",
+                        help="show log records from LEVEL up (DEBUG, INFO, WARNING, ERROR), "
+                             "Beam's and other libraries' included; by default only ouroboros's "
+                             "warnings and anyone's errors")
+
 
 def _pipeline_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", "-i", action="append", required=True,
-                        help="shard glob, path or directory (repeatable); gs:// and s3:// work "
-                             "with the matching Beam extra installed")
+    parser.add_argument("--input", "-i", nargs="+", action="extend", required=True, metavar="PATH",
+                        help="shard paths, globs or directories (one or more, and repeatable); "
+                             "gs:// and s3:// work with the matching Beam extra installed")
     parser.add_argument("--output", "-o", required=True, help="output directory")
     parser.add_argument("--state", help="state directory for cross-run dedup: earlier runs' band "
                                         "indexes are read from it, this run's is added on success; "
@@ -34,9 +74,16 @@ def _common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", help="YAML or TOML config file (see `ouroboros config`)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override one config value (repeatable)")
-    parser.add_argument("--run-id", help="id recorded on every row (default: time + random)")
+    parser.add_argument("--run-id", type=_run_id,
+                        help="id recorded on every row (default: time + random)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the outputs of an earlier run in --output")
+    parser.add_argument("--limit", type=_positive_int, metavar="N",
+                        help="process only the first N input records (shards in sorted order, "
+                             "records in file order), for a quick look; stats.json says so")
+    parser.add_argument("--dry-run", "--dry_run", action="store_true",
+                        help="check the config, inputs and options, list the shards with their "
+                             "format and size, then stop: nothing runs, nothing is written")
 
 
 def _check_output(output: str, overwrite: bool) -> None:
@@ -54,30 +101,41 @@ def _check_output(output: str, overwrite: bool) -> None:
 def execute(inputs: list[str], output: str, config_path: str | None = None,
             overrides: list[str] | None = None, beam_args: list[str] | None = None,
             mode: str = "run", run_id: str | None = None, overwrite: bool = False,
-            quiet: bool = False, state: str | None = None, reprocess: bool = False) -> dict[str, Any]:
+            quiet: bool = False, state: str | None = None, reprocess: bool = False,
+            limit: int | None = None, dry_run: bool = False) -> dict[str, Any]:
     """Validates everything, runs the pipeline to completion, returns the stats.
+
+    Every check comes first, before any work and before the output directory exists: Beam options
+    and runner (`UsageError`), configuration and model paths (`ConfigError`), inputs
+    (`FileNotFoundError`). `dry_run` stops there and lists the shards. `limit` processes only the
+    first `limit` input records (`graph.FirstRecords`).
 
     With `state` in run mode this is a nightly, incremental run: it holds the state's lock and reads
     only shards no earlier run committed (all with `reprocess`); with nothing new it does nothing,
     successfully, so a quiet night does not fail a cron job."""
     import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
-    from ouroboros.pipeline.config import ConfigError, load_config
+    from ouroboros.pipeline.config import check_model_paths, load_config
     from ouroboros.pipeline.finish import finish_outputs
     from ouroboros.pipeline.graph import RunInfo, build_pipeline
     from ouroboros.pipeline.manifest import plan, state_lock, write_manifest
-    from ouroboros.pipeline.models import check_model_paths
+    from ouroboros.pipeline.options import UsageError, pipeline_options
     from ouroboros.pipeline.progress import enabled as progress_enabled
     from ouroboros.pipeline.progress import progress_line, runner_name
     from ouroboros.pipeline.publish import staged_output
     from ouroboros.transforms.io.read import expand_inputs
 
-    config = load_config(config_path, overrides)  # errors here, before any work starts
-    problems = check_model_paths(config)  # before any output or state directory is made
-    if problems:
-        raise ConfigError("\nerror: ".join(problems))
+    options = pipeline_options(beam_args or [])
+    config = load_config(config_path, overrides)
+    check_model_paths(config)
     shards = expand_inputs(inputs)
     incremental = bool(state) and mode == "run"
+    if limit is not None and incremental:
+        raise UsageError("--limit cannot be combined with --state in `run`: a run over part of "
+                         "the shards must not record them as processed (use another --output "
+                         "without --state for a quick look)")
+    if dry_run:
+        return dry_run_report(shards, output, config, options, state if incremental else None,
+                              reprocess=reprocess, overwrite=overwrite, limit=limit, quiet=quiet)
     with state_lock(state) if incremental else nullcontext():
         selection = plan(state, shards, reprocess) if incremental else None
         if selection is not None:
@@ -90,7 +148,6 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
             shards = [s.path for s in selection.new]
         _check_output(output, overwrite)
         run = RunInfo.new(config, run_id)
-        options = PipelineOptions(beam_args or [])
         extra = ({"shards_skipped_already_processed": len(selection.skipped)}
                  if selection is not None else {})
         show_progress = progress_enabled(runner_name(options), quiet=quiet)
@@ -102,7 +159,7 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
             with progress_line(shards, show_progress) as progress, \
                     beam.Pipeline(options=options) as p:
                 build_pipeline(p, shards, target, config, run, mode=mode, state=state,
-                               progress=progress)
+                               progress=progress, limit=limit)
             stats = finish_outputs(target, inputs=inputs, config=config, options=options,
                                    result=p.result, started_at=run.started_at,
                                    seconds=time.monotonic() - start, extra=extra,
@@ -113,6 +170,75 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
     if not quiet:
         print_summary(stats, output)
     return stats
+
+
+def shard_sizes(paths: list[str]) -> list[int | None]:
+    """Bytes of each shard (a dataset directory: all its files); None where it cannot be listed."""
+    from apache_beam.io.filesystems import FileSystems
+
+    sizes: list[int | None] = []
+    for path in paths:
+        if "://" not in path and os.path.isdir(path):
+            sizes.append(sum(os.path.getsize(os.path.join(d, f))
+                             for d, _, files in os.walk(path) for f in files))
+            continue
+        try:
+            sizes.append(sum(m.size_in_bytes for m in FileSystems.match([path])[0].metadata_list))
+        except (OSError, ValueError):  # a listing error: an unknown size, not a failed dry run
+            sizes.append(None)
+    return sizes
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def dry_run_report(shards: list[str], output: str, config: Any, options: Any, state: str | None,
+                   *, reprocess: bool, overwrite: bool, limit: int | None,
+                   quiet: bool) -> dict[str, Any]:
+    """What a run would do, after every check passed; runs nothing and writes nothing."""
+    from apache_beam.options.pipeline_options import StandardOptions
+    from ouroboros.pipeline.manifest import plan
+    from ouroboros.transforms.io.read import detect_format
+
+    _check_output(output, overwrite)
+    skipped = set()
+    if state:
+        skipped = {s.path for s in plan(state, shards, reprocess).skipped}
+    rows = [{"path": path, "format": detect_format(path) or "unknown", "bytes": size,
+             "skip": path in skipped}
+            for path, size in zip(shards, shard_sizes(shards))]
+    report = {"dry_run": True, "shards": rows, "config_sha256": config.sha256(),
+              "runner": options.view_as(StandardOptions).runner or "DirectRunner",
+              "limit": limit}
+    if quiet:
+        return report
+    total = sum(r["bytes"] or 0 for r in rows)
+    print(f"dry run: every check passed; nothing was run and nothing was written\n"
+          f"  runner: {report['runner']}\n"
+          f"  config: valid, sha256 {report['config_sha256'][:16]}...\n"
+          f"  output: {output}\n"
+          f"  {len(rows)} shards, {human_bytes(total)}:")
+    width = max(len(r["format"]) for r in rows)
+    for r in rows:
+        note = ""
+        if r["format"] == "unknown":
+            note = "  (unknown format by name: becomes an error record)"
+        elif r["skip"]:
+            note = "  (processed by an earlier run: skipped)"
+        print(f"    {r['format']:<{width}}  {human_bytes(r['bytes']):>10}  {r['path']}{note}")
+    if skipped:
+        print(f"  {len(skipped)} shards already processed would be skipped (--reprocess: all)")
+    if limit is not None:
+        print(f"  --limit {limit}: only the first {limit} input records would be processed")
+    return report
 
 
 def commit_index(output: str, state: str, run_id: str) -> None:
@@ -172,6 +298,8 @@ def print_summary(stats: dict[str, Any], output: str) -> None:
         kinds = stats["errors_by_stage"].get(stage)
         if kinds:
             print(f"  errors at {stage}: " + ", ".join(f"{k}={n:,}" for k, n in kinds.items()))
+    if stats.get("limit"):
+        print(f"  limited: {stats['limit']['note']}")
     if "shards_skipped_already_processed" in stats:
         print(f"  shards skipped (processed by earlier runs): "
               f"{stats['shards_skipped_already_processed']}")
@@ -187,18 +315,39 @@ def demo_inputs() -> list[str]:
     return [str(corpus / "demo.jsonl"), str(corpus / "demo.warc")]
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ouroboros.pipeline.config import ConfigError
-    from ouroboros.pipeline.manifest import StateLocked
+PIPELINE_COMMANDS = ("run", "tag", "demo")
 
-    parser = argparse.ArgumentParser(prog="ouroboros", description=__doc__.split("\n")[0])
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The command's parser and one parser per subcommand (no Beam import: `--help` stays fast)."""
+    parser = argparse.ArgumentParser(prog="ouroboros", description=__doc__.split("\n")[0],
+                                     allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
-    _pipeline_args(sub.add_parser("run", help="curate: read, filter, dedup, score, sample, write"))
-    _pipeline_args(sub.add_parser("tag", help="compute every signal, write every record, drop none"))
-    demo = sub.add_parser("demo", help="run the whole pipeline on the bundled sample corpus")
-    demo.add_argument("--output", "-o", default="ouroboros-demo-output")
-    _common_args(demo)
-    tq = sub.add_parser("train-quality", help="train the optional fastText quality classifier (DCLM-style)")
+    beam_help = {"epilog": BEAM_EPILOG, "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+    def add(name: str, help: str, **kwargs: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, allow_abbrev=False, **kwargs)
+        _log_level_args(p)
+        return p
+
+    commands = {
+        "run": add("run", "curate: read, filter, dedup, score, sample, write", **beam_help),
+        "tag": add("tag", "compute every signal, write every record, drop none", **beam_help),
+        "demo": add("demo", "run the whole pipeline on the bundled sample corpus", **beam_help),
+        "train-quality": add("train-quality",
+                             "train the optional fastText quality classifier (DCLM-style)"),
+        "train-synthetic": add("train-synthetic",
+                               "train the synthetic-content scorer from labelled JSONL"),
+        "report": add("report", "rebuild OUT/report.html and OUT/README.md from a run's outputs"),
+        "inspect": add("inspect", "show one record, its provenance and every stage's decision"),
+        "config": add("config", "print the default configuration with every key documented"),
+        "schema": add("schema", "print the output columns (Markdown)"),
+    }
+    _pipeline_args(commands["run"])
+    _pipeline_args(commands["tag"])
+    commands["demo"].add_argument("--output", "-o", default="ouroboros-demo-output")
+    _common_args(commands["demo"])
+    tq = commands["train-quality"]
     tq.add_argument("data", help="labelled JSONL: {\"text\": ..., \"label\": 0|1} (1 = good)")
     tq.add_argument("output", help="model file to write: .ftz = quantized (a few MB, what workers "
                                    "should load), .bin = full size (about 520 MB)")
@@ -208,14 +357,13 @@ def main(argv: list[str] | None = None) -> int:
                          "and AUROC; 0 = train on all")
     tq.add_argument("--cutoff", type=int, default=100_000,
                     help="words and n-gram buckets a .ftz keeps (fastText quantize -cutoff)")
-    ts = sub.add_parser("train-synthetic", help="train the synthetic-content scorer from labelled JSONL")
+    ts = commands["train-synthetic"]
     ts.add_argument("--data", nargs="+", required=True,
-                    help="labelled JSONL: {\"text\": ..., \"label\": 0|1 or human|machine, \"group\"?}")
+                    help="labelled JSONL: {\"text\": ..., \"label\": 0|1 or human|machine, \"source\"?, "
+                         "\"group\"?}; calibrated on held-out sources (default source: the file name)")
     ts.add_argument("--output", required=True, help="model directory (use as synthetic.model_path)")
     ts.add_argument("--seed", type=int, default=0)
-    rep = sub.add_parser("report", help="rebuild OUT/report.html and OUT/README.md from a run's outputs")
-    rep.add_argument("out", help="output directory of a finished run")
-    ins = sub.add_parser("inspect", help="show one record, its provenance and every stage's decision")
+    ins = commands["inspect"]
     ins.add_argument("out", help="output directory of a finished run")
     which = ins.add_mutually_exclusive_group(required=True)
     which.add_argument("--id", help="record id (the `id` column)")
@@ -223,12 +371,36 @@ def main(argv: list[str] | None = None) -> int:
     ins.add_argument("--json", action="store_true", help="print the record(s) as JSON")
     ins.add_argument("--text-chars", type=int, default=600,
                      help="characters of the text to show (0: none, -1: all)")
-    sub.add_parser("config", help="print the default configuration with every key documented")
-    sub.add_parser("schema", help="print the output columns (Markdown)")
+    commands["report"].add_argument("out", help="output directory of a finished run")
+    return parser, commands
 
-    args, beam_args = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+
+def main(argv: list[str] | None = None) -> int:
+    parser, commands = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    from ouroboros.pipeline import logs
+
+    logs.configure(args.log_level)  # before anything imports Beam (see pipeline/logs.py)
+
+    from ouroboros.pipeline.config import ConfigError
+    from ouroboros.pipeline.manifest import StateLocked
+    from ouroboros.pipeline.options import (
+        UsageError,
+        check_beam_args,
+        is_local_direct,
+        option_strings,
+        unknown_arguments,
+    )
+
+    command = commands[args.command]
     try:
+        if args.command in PIPELINE_COMMANDS:
+            hint = BARE_WORD_HINT if args.command != "demo" else ""
+            _, runner = check_beam_args(rest, option_strings(command), hint)
+            if is_local_direct(runner):  # its worker processes print to this terminal
+                rest = logs.harness_args(rest, args.log_level)
+        elif rest:
+            raise UsageError(unknown_arguments(rest, option_strings(command)))
         if args.command == "config":
             from ouroboros.pipeline.config import defaults_yaml
 
@@ -237,6 +409,16 @@ def main(argv: list[str] | None = None) -> int:
             from ouroboros.schemas.record import markdown_table
 
             print(markdown_table())
+        elif args.command == "report":
+            from ouroboros.pipeline.finish import write_documents
+
+            for path in write_documents(args.out):
+                print(path)
+        elif args.command == "inspect":
+            from ouroboros.pipeline.inspect import inspect_command
+
+            return inspect_command(args.out, record_id=args.id, url=args.url, as_json=args.json,
+                                   text_chars=args.text_chars)
         elif args.command == "report":
             from ouroboros.pipeline.finish import write_documents
 
@@ -256,22 +438,17 @@ def main(argv: list[str] | None = None) -> int:
             from ouroboros.transforms.synthetic.train import format_metrics, train_synthetic
 
             print(format_metrics(train_synthetic(args.data, args.output, seed=args.seed)))
-        elif args.command in ("run", "tag", "demo"):
+        else:
             if args.command == "demo":
                 inputs, overwrite = demo_inputs(), True
             else:
                 inputs, overwrite = args.input, args.overwrite
-            execute(inputs, args.output, args.config, args.set, beam_args,
+            execute(inputs, args.output, args.config, args.set, rest,
                     mode="tag" if args.command == "tag" else "run", run_id=args.run_id,
                     overwrite=overwrite, state=getattr(args, "state", None),
-                    reprocess=getattr(args, "reprocess", False))
-        unknown = [a for a in beam_args if args.command not in ("run", "tag", "demo")]
-        if unknown:
-            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, StateLocked) as exc:
+                    reprocess=getattr(args, "reprocess", False), limit=args.limit,
+                    dry_run=args.dry_run)
+    except (ConfigError, UsageError, FileNotFoundError, StateLocked) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

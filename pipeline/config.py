@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from ouroboros.transforms.base import StrictModel
@@ -33,7 +33,8 @@ class ConfigError(ValueError):
 
 
 class OutputConfig(StrictModel):
-    compression: str = Field("zstd", description="Parquet codec (zstd, snappy, gzip, none)")
+    compression: Literal["zstd", "snappy", "gzip", "brotli", "lz4", "none"] = Field(
+        "zstd", description="Parquet codec")
     row_group_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="target uncompressed row-group size (Beam's buffer)")
     num_shards: int = Field(0, ge=0, description="output files per output; 0 lets the runner decide")
@@ -68,14 +69,26 @@ class Config(StrictModel):
 
 
 def _format_errors(err: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration in {source}:"]
+    """One line per problem, naming the key; a single problem is a single line."""
+    problems = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key")
+            problems.append(f"{key}: unknown key")
         else:
-            lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
-    return "\n".join(lines)
+            msg = e["msg"].removeprefix("Value error, ")
+            got = e.get("input")
+            problems.append(f"{key}: {msg}" + ("" if isinstance(got, dict) else f" (got {got!r})"))
+    if len(problems) == 1:
+        return f"invalid configuration in {source}: {problems[0]}"
+    return "\n".join([f"invalid configuration in {source}:", *(f"  {p}" for p in problems)])
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """A YAML error in one line (PyYAML's own message spans several, with a source excerpt)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
 
 
 def parse_config(data: dict[str, Any] | None, source: str = "<config>") -> Config:
@@ -90,7 +103,9 @@ def parse_config(data: dict[str, Any] | None, source: str = "<config>") -> Confi
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
-    """Config from a YAML (.yaml/.yml) or TOML (.toml) file, then `section.key=value` overrides."""
+    """Config from a YAML (.yaml/.yml) or TOML (.toml) file, then `section.key=value` overrides.
+
+    Every problem is a one-line `ConfigError` naming the file or `--set` and the key."""
     data: dict[str, Any] = {}
     source = "<defaults>"
     if path is not None:
@@ -98,35 +113,55 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         source = str(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        text = path.read_text(encoding="utf-8")
+        if path.suffix not in (".toml", ".yaml", ".yml"):
+            raise ConfigError(f"config file must be .yaml, .yml or .toml: {path}")
         try:
+            text = path.read_text(encoding="utf-8")
             if path.suffix == ".toml":
                 try:
                     import tomllib
                 except ModuleNotFoundError:  # Python 3.10
                     import tomli as tomllib
                 data = tomllib.loads(text)
-            elif path.suffix in (".yaml", ".yml"):
-                data = yaml.safe_load(text) or {}
             else:
-                raise ConfigError(f"config file must be .yaml, .yml or .toml: {path}")
-        except ConfigError:
-            raise
+                data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"cannot parse {path}: {_yaml_problem(exc)}") from None
         except Exception as exc:
             raise ConfigError(f"cannot parse {path}: {exc}") from None
+    if overrides:
+        source = "--set" if path is None else f"{source} + --set"
     for override in overrides or []:
         key, sep, value = override.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override must be section.key=value: {override!r}")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ConfigError(f"invalid configuration in --set: {override!r} is not "
+                              "section.key=value")
+        if not isinstance(data, dict):
+            break  # parse_config says what is wrong with the file's top level
         node = data
-        parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"override {key}: {part} is not a section")
-        node[parts[-1]] = yaml.safe_load(value)
-        source = f"{source} + --set"
+                raise ConfigError(f"invalid configuration in {source}: {key}: {part} is not a "
+                                  "section")
+        try:
+            node[parts[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"invalid configuration in --set: {key}: cannot read {value!r} "
+                              f"as a YAML value: {_yaml_problem(exc)}") from None
     return parse_config(data, source)
+
+
+def check_model_paths(config: Config) -> None:
+    """Model files the configuration names must be there and load now, not fail a worker an hour in.
+
+    Local paths, `file://` and any Beam filesystem (`gs://`, `s3://`): see `pipeline/models.py`."""
+    from ouroboros.pipeline.models import model_path_problems
+
+    problems = model_path_problems(config)
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def defaults_yaml() -> str:

@@ -50,6 +50,7 @@ from ouroboros.transforms.synthetic.score import SyntheticScore
 import ouroboros
 
 SKIPPED = "skipped"
+POSITIONED = "positioned"  # with --limit: ((shard, position), kind, record) for FirstRecords
 INDEX_DIR = "minhash-index"
 PIPELINE_VERSION = f"ouroboros {ouroboros.__version__} (schema {SCHEMA_VERSION})"
 
@@ -73,12 +74,17 @@ class RunInfo:
 
 
 class ReadShard(beam.DoFn):
-    """One shard in, its documents out (streamed); unreadable parts become error records."""
+    """One shard in, its documents out (streamed); unreadable parts become error records.
 
-    def __init__(self, config: ReadConfig, run: RunInfo, progress: Any = None):
+    With `limit`, a shard is read only up to its first `limit` records (documents and errors), and
+    each goes out positioned, for `FirstRecords` to keep the first `limit` over all shards."""
+
+    def __init__(self, config: ReadConfig, run: RunInfo, progress: Any = None,
+                 limit: int | None = None):
         self._config = config
         self._run = run
         self._progress = progress  # a ProgressChannel on local runs with a terminal, else None
+        self._limit = limit
         self._docs = Metrics.counter(METRICS_NAMESPACE, "read.documents")
         self._errors = Metrics.counter(METRICS_NAMESPACE, "read.errors")
         self._skipped = Metrics.counter(METRICS_NAMESPACE, "read.skipped_non_documents")
@@ -86,23 +92,29 @@ class ReadShard(beam.DoFn):
     def process(self, shard: tuple[str, str]):
         uri, fmt = shard
         run_columns = self._run.columns()
+        taken = 0
         for kind, item in read_shard(uri, fmt, self._config):
             if kind == "doc":
                 self._docs.inc()
                 item.update(run_columns)
-                yield item
             elif kind == "error":
                 self._errors.inc()
                 item["run_id"] = self._run.run_id
                 if self._progress is not None:
                     self._progress.add(read_errors=1)
-                yield pvalue.TaggedOutput(ERRORS, item)
             else:
                 self._skipped.inc()
                 yield pvalue.TaggedOutput(SKIPPED, item)
                 continue
             if self._progress is not None:
                 self._progress.add(read=1)
+            if self._limit is None:
+                yield item if kind == "doc" else pvalue.TaggedOutput(ERRORS, item)
+                continue
+            yield pvalue.TaggedOutput(POSITIONED, ((uri, taken), kind, item))
+            taken += 1
+            if taken == self._limit:  # no later record of this shard can be among the first
+                break
         if self._progress is not None:
             self._progress.add(shards=1, shard_bytes=_local_size(uri))
             self._progress.flush()
@@ -113,6 +125,41 @@ def _local_size(uri: str) -> int:
         return os.path.getsize(uri)
     except OSError:
         return 0
+
+
+def _position(positioned: tuple) -> tuple[str, int]:
+    return positioned[0]
+
+
+def _unposition(positioned: tuple):
+    _, kind, item = positioned
+    return item if kind == "doc" else pvalue.TaggedOutput(ERRORS, item)
+
+
+class FirstRecords(beam.PTransform):
+    """`--limit`: the first `limit` input records, shards in sorted order, records in file order.
+
+    Documents and read errors count alike, so the accounting identity holds over what was taken.
+    Every shard was read only up to `limit` records; the cut is one `Top` combine, so the taken
+    records meet on one worker (the option is for a quick look, not for a sample of a corpus)."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self._limit = limit
+
+    def expand(self, positioned):
+        first = (positioned
+                 | "Smallest" >> beam.combiners.Top.Of(self._limit, key=_position, reverse=True))
+        out = (first
+               | "Each" >> beam.FlatMap(lambda records: records)
+               | "Unposition" >> beam.Map(_unposition).with_outputs(ERRORS, main="docs"))
+        limit = self._limit
+        summary = first | "Summary" >> beam.Map(lambda records: {
+            "max_input_records": limit, "input_records": len(records),
+            "shards_read": len({r[0][0] for r in records}),
+            "note": f"--limit {limit}: only the first {limit} input records (shards in sorted "
+                    "order, records in file order) were processed"})
+        return {"docs": out.docs, ERRORS: out[ERRORS], "summary": summary}
 
 
 def document_stages(config: Config) -> list[Any]:
@@ -163,23 +210,33 @@ def prior_index_files(state: str | None) -> list[str]:
 
 def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Config,
                    run: RunInfo, mode: str = "run", state: str | None = None,
-                   progress: Any = None) -> None:
+                   progress: Any = None, limit: int | None = None) -> None:
     """Adds the whole curation graph to `p`. mode="tag" annotates every record and drops none.
 
     `state`: directory of earlier runs' band indexes (cross-run near-dedup); this run writes its
     own index to `output/minhash-index/`, which the command moves into `state` after success.
     `progress`: a `pipeline.progress.ProgressChannel` the workers report to (local runs), or None.
+    `limit`: process only the first `limit` input records (`FirstRecords`).
     """
     drop = mode == "run"
     known, unknown = shard_list(shards, run)
     read = (p
             | "Shards" >> beam.Create(known)
             | "SpreadShards" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(ReadShard(config.read, run, progress)).with_outputs(
-                ERRORS, SKIPPED, main="docs"))
-    errors = [read[ERRORS], p | "UnknownShards" >> beam.Create(unknown)]
+            | "Read" >> beam.ParDo(ReadShard(config.read, run, progress, limit)).with_outputs(
+                ERRORS, SKIPPED, POSITIONED, main="docs"))
+    extras = {}
+    if limit is None:
+        read_docs, errors = read.docs, [read[ERRORS], p | "UnknownShards" >> beam.Create(unknown)]
+    else:
+        unknown_positioned = [((e["source_uri"], 0), "error", e) for e in unknown]
+        first = ((read[POSITIONED], p | "UnknownShards" >> beam.Create(unknown_positioned))
+                 | "FlattenPositioned" >> beam.Flatten()
+                 | "FirstRecords" >> FirstRecords(limit))
+        read_docs, errors = first["docs"], [first[ERRORS]]
+        extras["limit"] = first["summary"]
     rejected = []
-    docs = read.docs | "SpreadDocuments" >> beam.Reshuffle()
+    docs = read_docs | "SpreadDocuments" >> beam.Reshuffle()
     input_docs = docs
 
     for stage in document_stages(config):
@@ -208,7 +265,6 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
         rejected.append(result["rejected"])
         errors.append(result["errors"])
 
-    extras = {}
     if config.topics.enabled:
         docs = docs | "Topics" >> AssignTopics(config.topics)
     keys = config.sampling.keys

@@ -2,17 +2,18 @@
 
 A model path may be local, ``file://`` or on any Beam filesystem (``gs://``, ``s3://``); a wrong one
 would otherwise fail on every worker after the run has started (an 85-line traceback per worker).
-Each problem is one line naming the config key, e.g.
-``quality_model.model_path: gs://b/m.ftz does not exist``.
+Each problem names the config key, e.g. ``quality_model.model_path: no such file: gs://b/m.ftz``;
+``config.check_model_paths`` raises them as one ``ConfigError``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from ouroboros.pipeline.config import Config
 from ouroboros.transforms.model_files import (
     ModelNotFound,
     fetch_dir,
@@ -20,6 +21,9 @@ from ouroboros.transforms.model_files import (
     local_path,
     remote_files,
 )
+
+if TYPE_CHECKING:
+    from ouroboros.pipeline.config import Config
 
 
 def _load_fasttext(path: str) -> None:
@@ -32,8 +36,7 @@ def _load_fasttext(path: str) -> None:
 
 
 def _load_synthetic(path: str) -> None:
-    from ouroboros.transforms.synthetic.score import DefaultSyntheticScorer
-    from ouroboros.transforms.synthetic.train import MODEL_FILES
+    from ouroboros.transforms.synthetic.score import MODEL_FILES, DefaultSyntheticScorer
 
     missing = [f for f in MODEL_FILES if not os.path.isfile(os.path.join(path, f))]
     if missing:
@@ -49,7 +52,7 @@ def _hf_config(uri: str) -> str:
     """Only the model's config.json is fetched: a Hugging Face model may be gigabytes."""
     local = local_path(uri)
     if not (os.path.exists(local) if local is not None else remote_files(uri)):
-        raise ModelNotFound(f"{uri} does not exist")
+        raise ModelNotFound(f"no such directory: {uri}")
     try:
         return fetch_file(uri.rstrip("/") + "/config.json")
     except ModelNotFound:
@@ -74,7 +77,7 @@ def _check(key: str, uri: str, fetch: Callable[[str], str], load: Callable[[str]
     return None
 
 
-def check_model_paths(config: Config) -> list[str]:
+def model_path_problems(config: Config) -> list[str]:
     """One line per model path that does not exist or does not load (empty: all good).
 
     Remote models are copied once into this process's model cache, so a DirectRunner run in the
@@ -85,8 +88,13 @@ def check_model_paths(config: Config) -> list[str]:
         problems.append(_check("quality_model.model_path", config.quality_model.model_path,
                                fetch_file, _load_fasttext))
     synthetic = config.synthetic
-    if synthetic.enabled and synthetic.scorer == "hf_classifier" and not synthetic.model_path:
-        problems.append("synthetic.model_path: synthetic.scorer=hf_classifier needs a model directory")
+    if synthetic.enabled and synthetic.scorer == "hf_classifier":
+        if not synthetic.model_path:
+            problems.append("synthetic.model_path: needed when synthetic.scorer is hf_classifier")
+        missing = [m for m in ("transformers", "torch") if importlib.util.find_spec(m) is None]
+        if missing:
+            problems.append(f"synthetic.scorer: hf_classifier needs {' and '.join(missing)} "
+                            "(pip install 'ouroboros-curate[hf]')")
     if synthetic.enabled and synthetic.model_path:
         if synthetic.scorer == "hf_classifier":
             fetch, load = _hf_config, _load_hf_config

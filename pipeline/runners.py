@@ -41,6 +41,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import DoFn, pvalue
 from apache_beam.internal import pickler
+from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pipeline import AppliedPTransform, PipelineVisitor
 from apache_beam.runners.common import (
     DoFnContext,
@@ -68,6 +69,18 @@ try:  # the `dask` extra (apache-beam[dask]); the portable helpers below work wi
 except ImportError as exc:
     beam_dask = None
     _DASK_IMPORT_ERROR = exc
+
+    class DaskOptions(PipelineOptions):
+        """The Dask runner's flags (as Beam 2.77 names them), registered without the dask extra so
+        that the command recognises `--dask_*` and says the extra is missing, not that the flag is
+        unknown."""
+
+        @classmethod
+        def _add_argparse_args(cls, parser) -> None:
+            for flag in ("--dask_client_address", "--dask_connection_timeout",
+                         "--dask_scheduler_file", "--dask_client_name", "--dask_connection_limit",
+                         "--dask_npartitions", "--dask_partition_size"):
+                parser.add_argument(flag)
 
 READ_BUNDLE_BYTES = 64 << 20
 MAX_POOLED_STEPS = 256  # distinct DoFn steps kept set up per worker process

@@ -11,7 +11,7 @@ import time
 import pytest
 from ouroboros.pipeline.cli import execute, main
 from ouroboros.pipeline.config import Config, ConfigError, load_config
-from ouroboros.pipeline.models import check_model_paths
+from ouroboros.pipeline.models import model_path_problems
 from ouroboros.transforms import model_files
 from ouroboros.transforms.fasttext_train import train_supervised
 from ouroboros.transforms.quality.model import QualityModel, QualityModelConfig
@@ -47,6 +47,11 @@ def bucket():
     """A fresh in-memory bucket: mem://models/..."""
     yield "mem://models"
     memfs.OBJECTS.clear()
+
+
+def without_hf_install(problems: list[str]) -> list[str]:
+    """The problems other than `transformers`/`torch` not being installed (the `hf` extra)."""
+    return [p for p in problems if not p.startswith("synthetic.scorer: hf_classifier needs")]
 
 
 def upload_dir(local_dir, uri: str) -> None:
@@ -95,7 +100,7 @@ def test_synthetic_model_loads_from_file_url_and_object_store(bucket):
 
 
 def test_remote_model_is_copied_once_per_process_and_again_when_it_changes(bucket):
-    memfs.upload(DEFAULT_MODEL_DIR / "combiner.json", f"{bucket}/m.json")
+    memfs.upload(DEFAULT_MODEL_DIR / "model.json", f"{bucket}/m.json")
     first = model_files.fetch_file(f"{bucket}/m.json")
     assert model_files.fetch_file(f"{bucket}/m.json") == first  # cached: no second copy
     time.sleep(0.01)
@@ -116,43 +121,46 @@ def test_files_are_copied_as_stored_not_decompressed(bucket, tmp_path):
 
 @pytest.mark.parametrize("overrides, expected", [
     (["quality_model.model_path=mem://models/missing.ftz"],
-     ["quality_model.model_path: mem://models/missing.ftz does not exist"]),
+     ["quality_model.model_path: no such file: mem://models/missing.ftz"]),
     (["synthetic.model_path=mem://models/none"],
-     ["synthetic.model_path: mem://models/none does not exist"]),
+     ["synthetic.model_path: no such directory: mem://models/none"]),
     (["synthetic.model_path=nosuchfs://b/model"],
      ["synthetic.model_path: nosuchfs://b/model: no Beam filesystem for nosuchfs:// is installed"]),
     (["quality_model.model_path=file:///nonexistent/q.ftz", "synthetic.scorer=hf_classifier"],
-     ["quality_model.model_path: file:///nonexistent/q.ftz does not exist",
-      "synthetic.model_path: synthetic.scorer=hf_classifier needs a model directory"]),
+     ["quality_model.model_path: no such file: file:///nonexistent/q.ftz",
+      "synthetic.model_path: needed when synthetic.scorer is hf_classifier"]),
 ])
 def test_missing_models_are_named_by_key(overrides, expected, bucket):
-    assert check_model_paths(load_config(None, overrides)) == expected
+    assert without_hf_install(model_path_problems(load_config(None, overrides))) == expected
 
 
 def test_models_that_do_not_load_are_named_by_key(bucket, tmp_path):
     memfs.OBJECTS[f"{bucket}/q.ftz"] = (b"not a model", time.time())
-    memfs.OBJECTS[f"{bucket}/syn/combiner.json"] = (b"{}", time.time())
-    problems = check_model_paths(load_config(None, [f"quality_model.model_path={bucket}/q.ftz",
+    memfs.OBJECTS[f"{bucket}/syn/model.json"] = (b"{}", time.time())
+    problems = model_path_problems(load_config(None, [f"quality_model.model_path={bucket}/q.ftz",
                                                     f"synthetic.model_path={bucket}/syn"]))
     assert problems[0].startswith(f"quality_model.model_path: {bucket}/q.ftz is not a fastText model")
     assert problems[1] == (f"synthetic.model_path: {bucket}/syn is not a `train-synthetic` model "
-                           "directory (no classifier.ftz)")
+                           "directory (no weights.npy)")
     memfs.OBJECTS[f"{bucket}/hf/config.json"] = (b'{"id2label": {"0": "human"}}', time.time())
     memfs.OBJECTS[f"{bucket}/hf/model.safetensors"] = (b"weights", time.time())
     hf = ["synthetic.scorer=hf_classifier"]
-    assert check_model_paths(load_config(None, [*hf, f"synthetic.model_path={bucket}/hf"])) == []
-    assert check_model_paths(load_config(None, [*hf, f"synthetic.model_path={bucket}/syn"])) == [
+    def hf_problems(path: str) -> list[str]:
+        config = load_config(None, [*hf, f"synthetic.model_path={path}"])
+        return without_hf_install(model_path_problems(config))
+
+    assert hf_problems(f"{bucket}/hf") == []  # only config.json is read: the weights stay put
+    assert hf_problems(f"{bucket}/syn") == [
         f"synthetic.model_path: {bucket}/syn is not a Hugging Face model directory (no config.json)"]
-    assert check_model_paths(load_config(None, [*hf, f"synthetic.model_path={bucket}/none"])) == [
-        f"synthetic.model_path: {bucket}/none does not exist"]
-    assert check_model_paths(load_config(None, [f"synthetic.model_path={DEFAULT_MODEL_DIR}",
-                                                "synthetic.enabled=false"])) == []
-    assert check_model_paths(Config()) == []
+    assert hf_problems(f"{bucket}/none") == [f"synthetic.model_path: no such directory: {bucket}/none"]
+    assert model_path_problems(load_config(None, [f"synthetic.model_path={DEFAULT_MODEL_DIR}",
+                                                  "synthetic.enabled=false"])) == []
+    assert model_path_problems(Config()) == []
 
 
 def test_bad_model_path_fails_before_any_directory_is_made(tmp_path, capsys, bucket):
     out, state = tmp_path / "out", tmp_path / "state"
-    with pytest.raises(ConfigError, match="quality_model.model_path: mem://models/q.ftz does not"):
+    with pytest.raises(ConfigError, match="quality_model.model_path: no such file: mem://models/q.ftz"):
         execute([DEMO_JSONL], str(out), overrides=["quality_model.model_path=mem://models/q.ftz"],
                 quiet=True, state=str(state))
     code = main(["run", "-i", DEMO_JSONL, "-o", str(out), "--state", str(state),

@@ -22,8 +22,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIRS = {"ouroboros": "ouroboros", "pipeline": "ouroboros/pipeline",
                 "transforms": "ouroboros/transforms", "schemas": "ouroboros/schemas"}
-SHIPPED = ["ouroboros/transforms/models/synthetic/classifier.ftz",
-           "ouroboros/transforms/models/synthetic/combiner.json",
+SHIPPED = ["ouroboros/transforms/models/synthetic/weights.npy",
+           "ouroboros/transforms/models/synthetic/model.json",
            "ouroboros/pipeline/demo_corpus/demo.jsonl", "ouroboros/pipeline/demo_corpus/demo.warc"]
 FULL_INSTALL = os.environ.get("OUROBOROS_FULL_INSTALL_TEST") == "1"
 
@@ -58,7 +58,7 @@ def test_wheel_and_sdist_hold_every_module_and_the_shipped_models(dist):
     assert any(n.endswith("entry_points.txt") for n in files)
     with tarfile.open(next(dist.glob("ouroboros_curate-*.tar.gz"))) as tf:
         sdist = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
-    assert {"pyproject.toml", "transforms/models/synthetic/classifier.ftz",
+    assert {"pyproject.toml", "transforms/models/synthetic/weights.npy",
             "pipeline/demo_corpus/demo.warc"} <= sdist
 
 

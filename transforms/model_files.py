@@ -87,6 +87,10 @@ def _copy(src: str, dest: str) -> None:
     os.replace(partial, dest)
 
 
+def _missing(uri: str, want_dir: bool) -> str:
+    return f"no such {'directory' if want_dir else 'file'}: {uri}"
+
+
 def _wrong_kind(uri: str, want_dir: bool) -> str:
     return f"{uri} is a file, not a model directory" if want_dir else \
         f"{uri} is a directory, not a model file"
@@ -96,13 +100,13 @@ def _fetch(uri: str, want_dir: bool) -> str:
     local = local_path(uri)
     if local is not None:
         if not os.path.exists(local):
-            raise ModelNotFound(f"{uri} does not exist")
+            raise ModelNotFound(_missing(uri, want_dir))
         if want_dir != os.path.isdir(local):
             raise ModelNotFound(_wrong_kind(uri, want_dir))
         return local
     files = remote_files(uri)
     if not files:
-        raise ModelNotFound(f"{uri} does not exist")
+        raise ModelNotFound(_missing(uri, want_dir))
     if want_dir == ("" in files):
         raise ModelNotFound(_wrong_kind(uri, want_dir))
     uri = uri.rstrip("/")

@@ -19,7 +19,7 @@ import time
 import weakref
 from functools import lru_cache
 from importlib.metadata import version
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ouroboros.transforms.base import StrictModel
 from ouroboros.transforms.io.limits import LimitExceeded, binary_kind, html_depth
@@ -36,7 +36,8 @@ class ExtractConfig(StrictModel):
     favor_precision: bool = Field(False, description="trafilatura: prefer precision over recall")
     max_html_bytes: int = Field(
         5_000_000, gt=0, description="HTML payloads larger than this are rejected before parsing")
-    accept_status: tuple[int, ...] = Field((200, 203), description="HTTP statuses worth extracting")
+    accept_status: tuple[Annotated[int, Field(ge=100, le=599)], ...] = Field(
+        (200, 203), description="HTTP statuses worth extracting")
     max_html_depth: int = Field(
         1000, gt=0,
         description="pages whose element nesting (estimated by a tag scan before parsing) is deeper "
@@ -192,7 +193,10 @@ class ExtractorProcess:
         self.restarts = 0  # pages that overran or crashed the child (it restarts on the next page)
 
     def start(self) -> None:
-        code = "from ouroboros.transforms.io.extract import _worker_main; _worker_main()"
+        # Logging is set up before the import: importing Beam logs a warning through the root
+        # logger (apitools missing), which would otherwise print once per extractor process.
+        code = ("import logging; logging.basicConfig(level=logging.ERROR); "
+                "from ouroboros.transforms.io.extract import _worker_main; _worker_main()")
         cmd = [sys.executable, "-c", code, self._config.model_dump_json()]
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
         weakref.finalize(self, _kill, proc)

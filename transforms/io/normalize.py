@@ -8,7 +8,7 @@ import unicodedata
 from typing import Any, Literal
 
 from ouroboros.transforms.base import StrictModel
-from pydantic import Field
+from pydantic import Field, model_validator
 
 
 class NormalizeConfig(StrictModel):
@@ -17,6 +17,13 @@ class NormalizeConfig(StrictModel):
     max_text_chars: int = Field(
         2_000_000, gt=0, description="longer texts are rejected (limit `max_text_chars`)")
     min_text_chars: int = Field(1, ge=1, description="shorter texts (after normalization) are rejected")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NormalizeConfig:
+        if self.min_text_chars > self.max_text_chars:
+            raise ValueError(f"min_text_chars ({self.min_text_chars}) must not exceed "
+                             f"max_text_chars ({self.max_text_chars})")
+        return self
 
 
 # C0/C1 control characters except tab and newline, plus zero-width and BOM characters.

@@ -97,9 +97,13 @@ def expand_inputs(patterns: list[str]) -> list[str]:
             continue
         if local and os.path.isdir(pattern):
             pattern = os.path.join(pattern, "*")
-        matched = FileSystems.match([pattern])[0].metadata_list
+        try:
+            matched = FileSystems.match([pattern])[0].metadata_list
+        except (OSError, ValueError) as exc:  # gs:// without the gcp extra, a store refusing
+            raise FileNotFoundError(f"cannot list input {pattern}: {exc}") from None
         if not matched:
-            raise FileNotFoundError(f"input matched no files: {pattern}")
+            what = "matched no files" if any(c in pattern for c in "*?[") else "not found"
+            raise FileNotFoundError(f"input {what}: {pattern}")
         for m in matched:
             shards.append(os.path.abspath(m.path) if local else m.path)
     return sorted(set(shards))

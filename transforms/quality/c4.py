@@ -37,10 +37,10 @@ class C4Config(StrictModel):
     languages: tuple[str, ...] = Field(
         ("en",), description="languages the C4 rules apply to (they are English rules); empty = all")
     min_num_sentences: int | None = Field(
-        5, description="pages with fewer sentences (after line filtering) are dropped")
-    min_words_per_line: int = Field(3, description="lines with fewer words are removed")
+        5, ge=0, description="pages with fewer sentences (after line filtering) are dropped")
+    min_words_per_line: int = Field(3, ge=0, description="lines with fewer words are removed")
     max_word_length: int | None = Field(
-        1000, description="lines with a longer word are removed (TFDS c4_utils.py)")
+        1000, ge=1, description="lines with a longer word are removed (TFDS c4_utils.py)")
     end_punctuation: tuple[str, ...] = Field(
         (".", "?", "!", '"', "'"),
         description="a kept line ends with one of these (period, ?, !, or an end quotation mark)")

@@ -63,7 +63,7 @@ class QualityConfig(StrictModel):
     default_language: str = Field(
         "en", description="language assumed when a document has none (language ID off)")
     stop_words_per_language: int = Field(
-        8, description="wordfreq's most frequent words used as stop words outside English")
+        8, ge=1, description="wordfreq's most frequent words used as stop words outside English")
     gopher_quality: GopherQualityConfig = GopherQualityConfig()
     gopher_repetition: GopherRepetitionConfig = GopherRepetitionConfig()
     c4: C4Config = C4Config()

@@ -25,14 +25,14 @@ class FineWebConfig(StrictModel):
 
     enabled: bool = Field(True, description="run the FineWeb rules")
     line_punct_thr: float | None = Field(
-        0.12, description="share of lines ending in terminal punctuation below this: drop")
+        0.12, ge=0, le=1, description="share of lines ending in terminal punctuation below this: drop")
     line_punct_exclude_zero: bool = Field(
         False, description="do not drop pages where no line ends in punctuation")
-    short_line_length: int = Field(30, description="a line of at most this many characters is short")
-    short_line_thr: float | None = Field(0.67, description="share of short lines above this: drop")
+    short_line_length: int = Field(30, ge=0, description="a line of at most this many characters is short")
+    short_line_thr: float | None = Field(0.67, ge=0, le=1, description="share of short lines above this: drop")
     char_duplicates_ratio: float | None = Field(
-        0.01, description="characters in duplicated lines / characters above this: drop")
-    new_line_ratio: float | None = Field(0.3, description="newlines per word above this: drop")
+        0.01, ge=0, le=1, description="characters in duplicated lines / characters above this: drop")
+    new_line_ratio: float | None = Field(0.3, ge=0, description="newlines per word above this: drop")
 
 
 def fineweb_signals(text: str, n_words: int | None, cfg: FineWebConfig, *,

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from ouroboros.transforms.base import StrictModel
 from ouroboros.transforms.quality.words import split_words  # noqa: F401  (re-exported)
-from pydantic import Field
+from pydantic import Field, model_validator
 
 # ---------------------------------------------------------------------------------------------
 # Characters and words
@@ -67,20 +67,29 @@ class GopherQualityConfig(StrictModel):
     """Thresholds of Rae et al. 2021, appendix A ("quality filters"). None disables a rule."""
 
     enabled: bool = Field(True, description="run the Gopher quality rules")
-    min_doc_words: int | None = Field(50, description="fewer non-symbol words than this: drop")
-    max_doc_words: int | None = Field(100_000, description="more non-symbol words than this: drop")
-    min_avg_word_length: float | None = Field(3, description="mean word length below this: drop")
-    max_avg_word_length: float | None = Field(10, description="mean word length above this: drop")
+    min_doc_words: int | None = Field(50, ge=0, description="fewer non-symbol words than this: drop")
+    max_doc_words: int | None = Field(100_000, ge=0, description="more non-symbol words than this: drop")
+    min_avg_word_length: float | None = Field(3, ge=0, description="mean word length below this: drop")
+    max_avg_word_length: float | None = Field(10, ge=0, description="mean word length above this: drop")
     max_symbol_word_ratio: float | None = Field(
-        0.1, description="'#' per word, or '...'/'…' per word, above this: drop")
+        0.1, ge=0, description="'#' per word, or '...'/'…' per word, above this: drop")
     max_bullet_lines_ratio: float | None = Field(
-        0.9, description="share of lines starting with a bullet ('•' or '-') above this: drop")
+        0.9, ge=0, le=1, description="share of lines starting with a bullet ('•' or '-') above this: drop")
     max_ellipsis_lines_ratio: float | None = Field(
-        0.3, description="share of lines ending with an ellipsis above this: drop")
+        0.3, ge=0, le=1, description="share of lines ending with an ellipsis above this: drop")
     min_alpha_words_ratio: float | None = Field(
-        0.8, description="share of words with an alphabetic character below this: drop")
+        0.8, ge=0, le=1, description="share of words with an alphabetic character below this: drop")
     min_stop_words: int | None = Field(
-        2, description="fewer distinct stop words of the document's language than this: drop")
+        2, ge=0, description="fewer distinct stop words of the document's language than this: drop")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GopherQualityConfig:
+        for low, high in (("min_doc_words", "max_doc_words"),
+                          ("min_avg_word_length", "max_avg_word_length")):
+            a, b = getattr(self, low), getattr(self, high)
+            if a is not None and b is not None and a > b:
+                raise ValueError(f"{low} ({a}) must not exceed {high} ({b})")
+        return self
 
 
 def gopher_quality_signals(text: str, words: list[str], stop_words: frozenset[str] | None,
@@ -236,19 +245,32 @@ class GopherRepetitionConfig(StrictModel):
     """Thresholds of Rae et al. 2021, table A1 ("repetition removal"). None disables a rule."""
 
     enabled: bool = Field(True, description="run the Gopher repetition rules")
-    dup_line_frac: float | None = Field(0.30, description="duplicate lines / lines above this: drop")
+    dup_line_frac: float | None = Field(0.30, ge=0, le=1, description="duplicate lines / lines above this: drop")
     dup_para_frac: float | None = Field(
-        0.30, description="duplicate paragraphs / paragraphs above this: drop")
+        0.30, ge=0, le=1, description="duplicate paragraphs / paragraphs above this: drop")
     dup_line_char_frac: float | None = Field(
-        0.20, description="characters in duplicate lines / characters above this: drop")
+        0.20, ge=0, le=1, description="characters in duplicate lines / characters above this: drop")
     dup_para_char_frac: float | None = Field(
-        0.20, description="characters in duplicate paragraphs / characters above this: drop")
+        0.20, ge=0, le=1, description="characters in duplicate paragraphs / characters above this: drop")
     top_ngram_char_frac: dict[int, float] = Field(
         {2: 0.20, 3: 0.18, 4: 0.16},
         description="n -> limit on the characters of the most frequent word n-gram / characters")
     dup_ngram_char_frac: dict[int, float] = Field(
         {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10},
         description="n -> limit on the characters in duplicated word n-grams / characters")
+
+    @model_validator(mode="after")
+    def _known_ngrams(self) -> GopherRepetitionConfig:
+        for key, signals in (("top_ngram_char_frac", TOP_NGRAM_SIGNALS),
+                             ("dup_ngram_char_frac", DUP_NGRAM_SIGNALS)):
+            for n, limit in getattr(self, key).items():
+                if n not in signals:  # no signal is computed for it: the rule would never run
+                    raise ValueError(f"{key}: n={n} is not computed (n in {min(signals)}.."
+                                     f"{max(signals)})")
+                if not 0 <= limit <= 1:
+                    raise ValueError(f"{key}: the limit for n={n} is a share in [0, 1] "
+                                     f"(got {limit})")
+        return self
 
 
 def find_duplicates(items: list[str]) -> tuple[int, int]:

@@ -26,10 +26,10 @@ class LangIdConfig(StrictModel):
     languages: tuple[str, ...] = Field(
         (), description="ISO 639 codes to keep (lid.176 labels, e.g. 'en', 'de'); empty = keep all")
     min_score: float = Field(
-        0.0, description="drop documents whose top language probability is below this "
+        0.0, ge=0, le=1, description="drop documents whose top language probability is below this "
                          "(FineWeb keeps English at >= 0.65)")
     max_chars: int = Field(
-        100_000, description="only the first characters are classified (speed on huge pages)")
+        100_000, gt=0, description="only the first characters are classified (speed on huge pages)")
 
 
 def model_path() -> Path:

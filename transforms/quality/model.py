@@ -39,7 +39,7 @@ class QualityModelConfig(StrictModel):
         None, description="fastText model from `ouroboros train-quality` (.ftz or .bin): a path, "
         "file://, gs:// or s3://")
     threshold: float | None = Field(
-        None, description="drop documents whose score is below this; None = only score")
+        None, ge=0, le=1, description="drop documents whose score is below this; None = only score")
 
 
 def _line(text: str) -> str:

@@ -10,12 +10,13 @@ document (stored, like every other signal, so the mixer can re-decide later) and
   language the scorer was trained on (a confident guess there would be noise, not evidence);
 - ``synthetic_model``: scorer name and version, so scores from different models are never mixed up.
 
-Scorers follow ``SyntheticScorer``; the default one (``DefaultSyntheticScorer``) combines a fastText
-n-gram classifier (its log-odds clipped, so it cannot overrule everything on text unlike its
-training data) with the signals ``combiner.json`` names from ``synthetic_features`` (by default the
-repetition and compressibility ones) through a logistic combiner with isotonic calibration
-(``synthetic_train``). ``HFClassifierScorer`` plugs in any local
-Hugging Face sequence classifier. Scorers load once per worker process through Beam's ``Shared``.
+Scorers follow ``SyntheticScorer``; the default one (``DefaultSyntheticScorer``) is a linear model
+over hashed word 1-2-grams and character 3-5-grams of a formatting-blind view of the text
+(``synthetic/ngrams.py``), trained on current chat-model and human text with human web pages as
+negatives, Platt-calibrated on out-of-source predictions and shifted to the base rate the user
+assumes (``synthetic.prior``; ``synthetic/calibrate.py``). ``HFClassifierScorer`` plugs in any local
+Hugging Face sequence classifier. Scorers load once per worker process through Beam's ``Shared``
+and score a batch of texts per call.
 """
 
 from __future__ import annotations
@@ -25,71 +26,26 @@ import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
-from ouroboros.transforms.base import METRICS_NAMESPACE, StrictModel
+from ouroboros.transforms.base import METRICS_NAMESPACE
 from ouroboros.transforms.model_files import fetch_dir
-from ouroboros.transforms.synthetic.features import (
-    ENGLISH_FUNCTION_WORDS,
-    REPETITION_SIGNALS,
-    function_word_rate,
-    masked_line,
-    normalize,
-    words,
-    zipf_table,
+from ouroboros.transforms.synthetic.calibrate import calibrated
+from ouroboros.transforms.synthetic.config import (
+    PROVENANCE_CLASSES,
+    SyntheticConfig,
+    judgeable,
+    provenance_class,
 )
-from ouroboros.transforms.synthetic.train import (
-    MODEL_FILES,
-    PHRASE_BOOK_FILES,
-    VIEWS,
-    signal_matrix,
-)
-from pydantic import Field, model_validator
+from ouroboros.transforms.synthetic.features import ENGLISH_FUNCTION_WORDS
+from ouroboros.transforms.synthetic.ngrams import linear_scores
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "synthetic"
-PROVENANCE_CLASSES = ("human", "ai_assisted", "synthetic", "unknown")
-
-
-class SyntheticConfig(StrictModel):
-    """Which scorer runs and how its score becomes a provenance class."""
-
-    enabled: bool = Field(True, description="score every document for machine-written content")
-    scorer: Literal["default", "hf_classifier"] = Field(
-        "default", description="`default`: the shipped fastText + compression + stylometry model; "
-        "`hf_classifier`: a local Hugging Face sequence classifier at `model_path`")
-    model_path: str | None = Field(
-        None, description="model directory (a path, file://, gs://, s3://): a `train-synthetic` "
-        "output for `default` (null = the model shipped in the package), or a Hugging Face model "
-        "for `hf_classifier`")
-    hf_machine_label: str | None = Field(
-        None, description="label of the machine class in the HF model's id2label (null: guessed from "
-        "names such as `fake`, `machine`, `ai`, `generated`, else label id 1)")
-    hf_device: str = Field("cpu", description="torch device for `hf_classifier` (e.g. `cuda:0`)")
-    ai_assisted_threshold: float = Field(
-        0.5, ge=0, le=1, description="score from which a text is `ai_assisted` (the calibrated even-odds "
-        "point: from here machine authorship is at least as likely as not)")
-    synthetic_threshold: float = Field(
-        0.9, ge=0, le=1, description="score from which a text is `synthetic` (9:1 odds of machine "
-        "authorship on the held-out calibration folds)")
-    min_words: int = Field(
-        50, ge=1, description="texts with fewer words are `unknown`: detectors are unreliable on short "
-        "texts (OpenAI's 2023 classifier refused under 1,000 characters, about 150 words)")
-    languages: tuple[str, ...] = Field(
-        ("en",), description="languages the scorer was trained on; other texts are `unknown`")
-    min_function_word_rate: float = Field(
-        0.2, ge=0, le=1, description="when no language ID ran: texts whose share of English function "
-        "words is below this are treated as not English (English prose is about 0.35-0.5)")
-    drop_classes: tuple[Literal["human", "ai_assisted", "synthetic", "unknown"], ...] = Field(
-        (), description="provenance classes to reject (default: none; the score is only recorded)")
-
-    @model_validator(mode="after")
-    def _thresholds_ordered(self) -> SyntheticConfig:
-        if self.ai_assisted_threshold > self.synthetic_threshold:
-            raise ValueError("ai_assisted_threshold must not exceed synthetic_threshold")
-        return self
+MODEL_FILES = ("weights.npy", "model.json")
+MODEL_FORMAT = "hashed-ngram-linear/2"
 
 
 class SyntheticScorer(Protocol):
@@ -104,48 +60,49 @@ class SyntheticScorer(Protocol):
 
 
 class DefaultSyntheticScorer:
-    """fastText n-grams + compression + stylometry, combined and calibrated out of fold."""
+    """A linear model over hashed word and character n-grams, calibrated out of source and
+    shifted to the assumed base rate ``prior`` (``synthetic.prior``)."""
 
     name = "ouroboros-synthetic"
 
-    def __init__(self, model_dir: str | Path | None = None):
+    def __init__(self, model_dir: str | Path | None = None, prior: float | None = None):
         self.model_dir = Path(model_dir) if model_dir else DEFAULT_MODEL_DIR
+        self.prior = SyntheticConfig().prior if prior is None else float(prior)
+        if not 0.0 < self.prior < 1.0:
+            raise ValueError(f"prior must be strictly between 0 and 1, not {self.prior}")
         self.version = "unloaded"
-        self._ft = None
+        self._weights: np.ndarray | None = None
 
     def load(self) -> None:
-        import fasttext
-
+        paths = [self.model_dir / name for name in MODEL_FILES]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise FileNotFoundError(f"synthetic model files missing: {', '.join(missing)}")
+        meta = json.loads(paths[1].read_text(encoding="utf-8"))
+        if meta.get("format") != MODEL_FORMAT:
+            raise ValueError(f"{paths[1]}: format {meta.get('format')!r}, expected {MODEL_FORMAT!r} "
+                             "(retrain with `ouroboros train-synthetic`)")
+        weights = np.load(paths[0], allow_pickle=False)
+        if weights.ndim != 1 or len(weights) != 1 << int(meta["bits"]):
+            raise ValueError(f"{paths[0]}: {weights.shape} weights for {meta['bits']} hash bits")
         digest = hashlib.sha256()
-        # Phrase books (present only when the combiner uses them) hash in their original place.
-        for name in ("classifier.ftz", *PHRASE_BOOK_FILES, *MODEL_FILES[1:]):
-            if name in MODEL_FILES or (self.model_dir / name).exists():
-                digest.update((self.model_dir / name).read_bytes())
-        self.version = "1." + digest.hexdigest()[:12]
-        self._ft = fasttext.load_model(str(self.model_dir / "classifier.ftz"))
-        comb = json.loads((self.model_dir / "combiner.json").read_text(encoding="utf-8"))
-        self._signals = tuple(comb["signals"])
-        self._clip = comb.get("fasttext_logit_clip")  # absent in models trained before clipping
-        self._view = VIEWS[comb.get("fasttext_view", "words")]
-        books = [self.model_dir / name for name in PHRASE_BOOK_FILES]
-        self._machine, self._human = (p.read_bytes() if p.exists() else None for p in books)
-        if self._view is masked_line or not set(self._signals) <= {"fasttext_logit", *REPETITION_SIGNALS}:
-            zipf_table()  # the word-frequency table, loaded now rather than on the first document
-        self._mean = np.asarray(comb["mean"])
-        self._std = np.asarray(comb["std"])
-        self._w = np.asarray(comb["weights"])
-        self._bias = comb["bias"]
-        self._iso = (np.asarray(comb["isotonic_logit"]), np.asarray(comb["isotonic_prob"]))
+        for p in paths:
+            digest.update(p.read_bytes())
+        # The prior is part of the version: scores made under different priors must not mix.
+        self.version = f"2.{digest.hexdigest()[:12]}+prior={self.prior:g}"
+        self._bias = float(meta["bias"])
+        self._platt = (float(meta["calibration"]["a"]), float(meta["calibration"]["b"]))
+        self._weights = weights.astype(np.float64)
+
+    def raw(self, texts: Sequence[str]) -> np.ndarray:
+        """The linear model's uncalibrated log-odds (what calibration maps)."""
+        if self._weights is None:
+            self.load()
+        return linear_scores(list(texts), self._weights, self._bias)
 
     def score(self, texts: Sequence[str]) -> list[float]:
-        if self._ft is None:
-            self.load()
-        norm = [normalize(t) for t in texts]
-        signals = signal_matrix(self._ft, norm, [self._view(t) for t in norm],
-                                self._machine, self._human, self._signals, self._clip)
-        # Row-wise sums (not a matrix product) so a score never depends on its batch.
-        logit = (((signals - self._mean) / self._std) * self._w).sum(axis=1) + self._bias
-        return np.interp(logit, *self._iso).tolist()
+        """Calibrated P(machine) at the assumed prior, for a whole batch in one vectorised pass."""
+        return calibrated(self.raw(texts), *self._platt, self.prior).tolist()
 
 
 class HFClassifierScorer:
@@ -210,7 +167,7 @@ def make_scorer(config: SyntheticConfig) -> SyntheticScorer:
         if not model_dir:
             raise ValueError("synthetic.scorer=hf_classifier needs synthetic.model_path")
         return HFClassifierScorer(model_dir, config.hf_machine_label, config.hf_device)
-    return DefaultSyntheticScorer(model_dir)
+    return DefaultSyntheticScorer(model_dir, config.prior)
 
 
 class _Handle:
@@ -223,29 +180,6 @@ class _Handle:
 
 _SHARED = Shared()
 _LOCK = threading.Lock()
-
-
-def judgeable(text: str, language: str | None, config: SyntheticConfig) -> str | None:
-    """Why a text cannot be judged (`too_short`, `language=xx`, `not_english`), or None."""
-    ws = words(normalize(text))
-    if len(ws) < config.min_words:
-        return f"too_short:words={len(ws)}"
-    if language:
-        if language not in config.languages:
-            return f"language={language}"
-    elif "en" in config.languages and function_word_rate(ws) < config.min_function_word_rate:
-        return f"not_english:function_word_rate={function_word_rate(ws):.2f}"
-    return None
-
-
-def provenance_class(score: float | None, config: SyntheticConfig) -> str:
-    if score is None:
-        return "unknown"
-    if score >= config.synthetic_threshold:
-        return "synthetic"
-    if score >= config.ai_assisted_threshold:
-        return "ai_assisted"
-    return "human"
 
 
 class SyntheticScore:
@@ -267,7 +201,7 @@ class SyntheticScore:
     def setup(self) -> None:
         if self._scorer is None:
             cfg = self.config
-            key = f"{cfg.scorer}:{cfg.model_path}:{cfg.hf_machine_label}:{cfg.hf_device}"
+            key = f"{cfg.scorer}:{cfg.model_path}:{cfg.prior}:{cfg.hf_machine_label}:{cfg.hf_device}"
             with _LOCK:
                 handle = _SHARED.acquire(lambda: _Handle(make_scorer(cfg)), tag=key)
             self._handle = handle  # keep the shared handle alive while this stage lives
