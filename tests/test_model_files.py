@@ -77,10 +77,8 @@ def test_quality_model_loads_from_file_url_and_object_store(quality_model, bucke
     scores = {}
     for uri in (quality_model, "file://" + quality_model, f"{bucket}/quality.bin"):
         stage = QualityModel(QualityModelConfig(model_path=uri))
-        docs = [{"text": t} for t in TEXTS]
-        for doc in docs:
-            stage.process(doc)
-        scores[uri] = [d["quality_model_score"] for d in docs]
+        verdicts = stage.process_batch([{"text": t} for t in TEXTS])
+        scores[uri] = [v.columns["quality_model_score"] for v in verdicts]
     assert len({tuple(s) for s in scores.values()}) == 1, scores
     assert all(0.0 <= s <= 1.0 for s in scores[quality_model])
 
@@ -91,9 +89,9 @@ def test_synthetic_model_loads_from_file_url_and_object_store(bucket):
     for path in (None, "file://" + str(DEFAULT_MODEL_DIR), f"{bucket}/synthetic",
                  f"{bucket}/synthetic/"):
         stage = SyntheticScore(SyntheticConfig(model_path=path))
-        docs = [{"text": t} for t in TEXTS]
-        stage.annotate(docs)
-        results[path] = [(d["synthetic_model"], d["synthetic_score"]) for d in docs]
+        verdicts = stage.process_batch([{"text": t} for t in TEXTS])
+        results[path] = [(v.columns["synthetic_model"], v.columns["synthetic_score"])
+                         for v in verdicts]
     assert len({tuple(r) for r in results.values()}) == 1, results  # same model, same version
     assert all(model.startswith("ouroboros-synthetic@") and 0 <= score <= 1
                for model, score in results[None])
