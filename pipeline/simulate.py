@@ -136,6 +136,7 @@ class SimDoc:
 def read_real_texts(inputs: list[str], config: Any, excludes: list[str]) -> tuple[list[str], dict]:
     """Texts of every document in the shards (HTML extracted, normalized, exact duplicates and
     excluded records counted and dropped), and an account of what happened to each record."""
+    from ouroboros.transforms.base import run_stage
     from ouroboros.transforms.io.extract import Extract
     from ouroboros.transforms.io.normalize import Normalize, exact_dedup_key
     from ouroboros.transforms.io.read import detect_format, expand_inputs, read_shard
@@ -161,7 +162,10 @@ def read_real_texts(inputs: list[str], config: Any, excludes: list[str]) -> tupl
                 if any(str(meta.get(k)) == v for k, v in rules):
                     report["excluded"] += 1
                     continue
-                if extract.process(item) or normalize.process(item):
+                item, reason = run_stage(extract, item)
+                if reason is None:
+                    item, reason = run_stage(normalize, item)
+                if reason is not None:
                     report["no_text"] += 1
                     continue
                 key = exact_dedup_key(item["text"])
