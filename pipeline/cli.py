@@ -347,8 +347,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _common_args(commands["demo"])
     tq = commands["train-quality"]
     tq.add_argument("data", help="labelled JSONL: {\"text\": ..., \"label\": 0|1} (1 = good)")
-    tq.add_argument("output", help="model file to write (.bin)")
+    tq.add_argument("output", help="model file to write: .ftz = quantized (a few MB, what workers "
+                                   "should load), .bin = full size (about 520 MB)")
     tq.add_argument("--seed", type=int, default=0)
+    tq.add_argument("--holdout", type=float, default=0.2,
+                    help="share of texts held out (by text hash) for the printed precision, recall "
+                         "and AUROC; 0 = train on all")
+    tq.add_argument("--cutoff", type=int, default=100_000,
+                    help="words and n-gram buckets a .ftz keeps (fastText quantize -cutoff)")
     ts = commands["train-synthetic"]
     ts.add_argument("--data", nargs="+", required=True,
                     help="labelled JSONL: {\"text\": ..., \"label\": 0|1 or human|machine, \"source\"?, "
@@ -428,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "train-quality":
             from ouroboros.transforms.quality.model import train_quality
 
-            print(json.dumps(train_quality(args.data, args.output, seed=args.seed), indent=2))
+            print(json.dumps(train_quality(args.data, args.output, seed=args.seed,
+                                           holdout=args.holdout, cutoff=args.cutoff), indent=2))
         elif args.command == "train-synthetic":
             from ouroboros.transforms.synthetic.train import format_metrics, train_synthetic
 
