@@ -12,12 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from ouroboros.pipeline.config import Config
 from ouroboros.pipeline.stats import WriteStats
@@ -50,6 +50,7 @@ from ouroboros.transforms.decisions import (
     TopicModelFromStaged,
     near_member,
 )
+from ouroboros.transforms.dedup.earlier import EarlierRuns
 from ouroboros.transforms.dedup.exact import ExactDecisions, ExactDedup, exact_key
 from ouroboros.transforms.dedup.near import (
     INDEX_SCHEMA,
@@ -201,13 +202,17 @@ def document_stages(config: Config) -> list[DocumentStage]:
 
 
 def stages(config: Config, drop: bool = True, index_out: str | None = None,
-           index_in: list[str] | tuple[str, ...] = ()) -> list[beam.PTransform]:
+           index_in: list[str] | tuple[str, ...] = (), earlier_shards: Sequence[str] = (),
+           reprocess: bool = False) -> list[beam.PTransform]:
     """Every configured stage in order, each a transform returning ``StageOutputs``.
 
     The synthetic score comes before near-dedup: a cluster's representative prefers the lowest
     score. ``index_out``/``index_in``: this run's and earlier runs' MinHash band indexes.
+    ``earlier_shards``: shards an earlier run processed, read again (`EarlierRuns`).
     """
     out: list[beam.PTransform] = [ApplyStage(stage, drop) for stage in document_stages(config)]
+    if earlier_shards and index_in:
+        out.append(EarlierRuns(index_in, earlier_shards, reprocess, drop))
     if config.exact_dedup.enabled:
         out.append(ExactDedup(drop))
     if config.synthetic.enabled:
@@ -245,14 +250,11 @@ def _write_parquet(pcoll, label: str, path: str, schema, config: Config):
 
 
 def prior_index_files(state: str | None) -> list[str]:
-    """Band-index files that earlier committed runs left in the state directory."""
-    if not state:
-        return []
-    pattern = f"{state}/{INDEX_DIR}/*/*.parquet"
-    try:
-        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    except Exception:  # no such directory yet: a first run
-        return []
+    """Band-index files that earlier committed runs left in the state directory (each checked to
+    be readable, so a damaged one is named before any work starts)."""
+    from ouroboros.pipeline.state import index_files
+
+    return index_files(state)
 
 
 def keyed_stages(config: Config, drop: bool, index_params: str | None) -> KeyedStages:
@@ -284,7 +286,8 @@ def streaming_stages(config: Config) -> tuple[list[DocumentStage], tuple[str, ..
 
 def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Config,
                    run: RunInfo, mode: str = "run", state: str | None = None,
-                   progress: Any = None, limit: int | None = None) -> None:
+                   progress: Any = None, limit: int | None = None,
+                   earlier_shards: Sequence[str] = (), reprocess: bool = False) -> None:
     """Adds the whole curation graph to `p`. mode="tag" annotates every record and drops none.
 
     Documents stream from reader to writer and never cross a shuffle (README, Architecture):
@@ -298,6 +301,8 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
 
     `state`: directory of earlier runs' band indexes (cross-run near-dedup); this run writes its
     own index to `output/minhash-index/`, which the command moves into `state` after success.
+    `earlier_shards`: shards an earlier run processed; their documents that run kept are not output
+    again (with `reprocess`, they are kept as themselves: `transforms/dedup/earlier.py`).
     `progress`: a `pipeline.progress.ProgressChannel` the workers report to (local runs), or None.
     `limit`: process only the first `limit` input records (`FirstRecords`).
     """
@@ -321,9 +326,27 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
 
     # 1. The streaming pass.
     chain, deferred = streaming_stages(config)
-    streamed = read_docs | "documents" >> ApplyStages(chain, drop, deferred)
-    errors.append(streamed.errors)
-    files = streamed.kept | "stage" >> StageDocuments(f"{output}/{WORK_DIR}/staged")
+    index_in = prior_index_files(state)
+    rejected = []
+    if earlier_shards and index_in:
+        # Documents an earlier run kept, read again (`EarlierRuns`), are decided between the
+        # per-document stages and the deferred ones, as in the stage order; only documents of
+        # shards read again cross its join.
+        n = len(document_stages(config))
+        first = read_docs | "documents" >> ApplyStages(chain[:n], drop)
+        again = first.kept | EarlierRuns(index_in, earlier_shards, reprocess, drop)
+        rejected += [first.rejected, again.rejected]
+        errors += [first.errors, again.errors]
+        streamed = (again.kept | "keys" >> ApplyStages(chain[n:], drop, deferred)
+                    if chain[n:] else None)
+        kept = streamed.kept if streamed is not None else again.kept
+    else:
+        streamed = read_docs | "documents" >> ApplyStages(chain, drop, deferred)
+        kept = streamed.kept
+    if streamed is not None:
+        rejected.append(streamed.rejected)
+        errors.append(streamed.errors)
+    files = kept | "stage" >> StageDocuments(f"{output}/{WORK_DIR}/staged")
 
     # 2. Decisions on keys.
     index_params = (config.near_dedup.index_params()
@@ -331,18 +354,18 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
     keyed = keyed_stages(config, drop, index_params)
     decisions = []
     if keyed.exact:
-        exact_sketch = (streamed.kept
+        exact_sketch = (kept
                         | "ExactKeys" >> beam.Map(exact_key)
                         | "SketchExactKeys" >> beam.CombineGlobally(SketchKeys(log2_cells=24)))
         decisions.append(files | ExactDecisions(exact_sketch))
     if keyed.near:
-        band_sketch = (streamed.kept
+        band_sketch = (kept
                        | "BandKeys" >> beam.Map(band_keys)
                        | "SketchBandKeys" >> beam.CombineGlobally(SketchKeys(log2_cells=26)))
         after_exact = files | "AfterExact" >> DecisionsByFile(decisions)
         decisions.append(after_exact | NearDecisions(
             config.near_dedup, band_sketch, near_member(keyed), KEY_COLUMNS,
-            index_in=prior_index_files(state)))
+            index_in=index_in))
     decided = files | "Decisions" >> DecisionsByFile(decisions)
     model = sample_plan = cutoffs = None
     if keyed.topics:
@@ -369,15 +392,15 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
 
     # Each document output has its own writer in the step that produces it (a multi-input
     # Flatten of documents would be materialised by Beam's in-process runner).
-    rejected = [streamed.rejected, applied[REJECTED]]
+    rejected.append(applied[REJECTED])
     all_errors = errors | "FlattenErrors" >> beam.Flatten()
     if drop:
         _write_parquet(out_docs, "Curated", f"{output}/curated/part", RECORD_SCHEMA, config)
         if config.output.write_rejected:
-            _write_parquet(streamed.rejected, "Rejected", f"{output}/rejected/part",
-                           REJECTED_SCHEMA, config)
-            _write_parquet(applied[REJECTED], "RejectedKeyed", f"{output}/rejected/keyed",
-                           REJECTED_SCHEMA, config)
+            for i, pcoll in enumerate(rejected):
+                name = "part" if i == 0 else f"part{i}"
+                _write_parquet(pcoll, "Rejected" + ("" if i == 0 else str(i)),
+                               f"{output}/rejected/{name}", REJECTED_SCHEMA, config)
         if index_params is not None:
             _ = (applied[INDEX]
                  | "WriteIndex" >> beam.io.WriteToParquet(

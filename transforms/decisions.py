@@ -364,11 +364,11 @@ class ApplyDecisions(beam.DoFn):
                     return
             else:
                 self._inc(f"{NEAR_STAGE}.kept")
-            if plan.index_params is not None and is_rep and bands is not None:
+            if plan.index_params is not None and is_rep:  # unsigned ones too: their id says "kept"
                 yield pvalue.TaggedOutput(INDEX, {
                     "id": doc["id"], "crawl_date": doc.get("crawl_date"),
                     "synthetic_score": score_value(doc.get("synthetic_score")),
-                    "bands": list(bands), "signature": signature,
+                    "bands": list(bands or ()), "signature": signature,
                     "index_params": plan.index_params})
         if plan.topics:
             topic = model.assign(doc.get("text") or "") if model is not None else None
