@@ -2,8 +2,8 @@
 rate on human web text it never saw, calibration, and throughput.
 
 Data: ``load_training_data`` (``synthetic-modern`` plus the WARC pages of ``web/*.warc.gz``;
-English, >= 50 words, folded duplicates removed). Features are computed once; every fold's model
-is trained (``fit_linear``, the shipped recipe) on the fold's training texts only, and calibrated by
+English, >= 50 words, folded duplicates removed). Features (both views, ``default_features``) are computed
+once; every fold's model is trained (``fit_linear``, the shipped recipe) on the fold's training texts only, and calibrated by
 a Platt map fitted on *its own* out-of-source predictions (inner leave-one-source-out over its
 training sources, in three groups of sources), so no number below comes from a model that saw
 the held-out texts.
@@ -17,6 +17,23 @@ Folds:
 - leave-one-generator-family-out (OpenAI, Anthropic, Google, Meta, Mistral, other = third-party
   fine-tunes and other developers): train on the other 80% of groups without the family; test on
   the reserve's human texts and the family's machine texts in the reserve.
+- leave-one-domain-out inside the multi-domain sources (``l2r``'s 18 domains, ``biscope``'s 4; a
+  domain's rewrites and human texts are one group), and cross-source topic folds (scientific
+  abstracts, stories, reviews, news, essays: that kind of text held out from every source that
+  has it). These measure what the source folds overstate: the source folds share domains with
+  the training data, the held-out sets kept outside the project do not. AUROC only (no nested
+  calibration).
+
+External sets (never trained or tuned on): ZipPy's human vs LLM samples (split into its chat-model
+answers and its ``<arXiv id>_generated`` files, whose openings are the papers' own PDF text), its
+GPT-3 base-model samples, and the DetectGPT base-model continuations (old base models, not the
+target: for information).
+
+Prior sweep: for every prior on the grid, the share of held-out human web texts (``web_human``,
+``web_human_more``, the WARC pages: each fold's model never saw that source) scored ``ai_assisted``
+or above, and each held-out fold's machine recall. The default ``synthetic.prior`` is the largest
+prior whose pooled human-web false-positive rate is <= 1% (``choose_prior``); the bench says if
+the config's default differs.
 
 ZipPy (thinkst-zippy, pinned in ``_peer_env.py``, its own venv, LZMA with its shipped prelude,
 zero-shot) scores a seeded subsample of every fold (``--zippy-per-fold`` texts, half per class where
@@ -32,7 +49,8 @@ is trained or tuned on it.
 Throughput: 2 kB documents cut from the corpus's texts, scored in batches of 256 by the scorer alone
 (CPU time, one core); then the scorer's share of an ``ouroboros tag`` run over 1,000 of them.
 
-    python bench/synthetic_eval.py [--quick] [--zippy-per-fold 200] [--docs 2000]
+    python bench/synthetic_eval.py [--quick] [--kinds source,family,domain,cross] [--raw-only]
+                                   [--zippy-per-fold 200] [--docs 2000] [--no-folds]
 """
 
 from __future__ import annotations
@@ -52,7 +70,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _peer_env import ZIPPY_REQUIREMENTS, peer_python
-from ouroboros.transforms.synthetic.calibrate import balanced_weights, calibrated, fit_platt
+from ouroboros.transforms.synthetic.calibrate import (
+    PRIOR_GRID,
+    balanced_weights,
+    calibrated,
+    choose_prior,
+    false_positive_rate,
+    fit_platt,
+    logit,
+    sigmoid,
+)
 from ouroboros.transforms.synthetic.config import SyntheticConfig, judgeable, provenance_class
 from ouroboros.transforms.synthetic.data import (
     FAMILIES,
@@ -72,6 +99,7 @@ from ouroboros.transforms.synthetic.ngrams import feature_matrix
 from ouroboros.transforms.synthetic.score import DefaultSyntheticScorer, SyntheticScore
 from ouroboros.transforms.synthetic.train import (
     cell_weights,
+    default_features,
     fit_linear,
     held_out_folds,
     out_of_fold_scores,
@@ -81,6 +109,7 @@ from ouroboros.transforms.synthetic.train import (
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ZIPPY_CHARS = 3000
 RESERVE_SHARE = 5  # 1 in 5 groups
+MAX_WEB_FPR = 0.01  # the default-prior rule: held-out human web pages flagged at most 1%
 INNER_FOLDS = 3  # a fold's calibration: its training sources in 3 held-out groups (the shipped
 # model uses one fold per source; 3 keeps this benchmark under an hour on two shared cores)
 
@@ -116,33 +145,63 @@ def reserve(records: list[dict]) -> np.ndarray:
                      for r in records])
 
 
+# Cross-source topic folds: one kind of text held out from every source that has it (the domains of
+# the held-out sets kept outside the project: scientific abstracts, stories, reviews, news, essays).
+CROSS_DOMAINS: dict[str, tuple[tuple[str, str], ...]] = {
+    "abstracts": (("l2r", "l2r/AcademicResearch"), ("biscope", "biscope/Arxiv"),
+                  ("dnagpt", "nature-abstract")),
+    "stories": (("l2r", "l2r/LiteratureCreativeWriting"), ("biscope", "biscope/Creative")),
+    "reviews": (("l2r", "l2r/ProductReview"), ("biscope", "biscope/Yelp")),
+    "news": (("l2r", "l2r/NewsArticle"), ("web_human", "news-article (web page main text)"),
+             ("web_human_more", "news")),
+    "essays+education": (("biscope", "biscope/Essay"), ("l2r", "l2r/EducationMaterial")),
+}
+MULTI_DOMAIN_SOURCES = ("l2r", "biscope")
+
+
+def _held_out(own: np.ndarray, y: np.ndarray, grp: np.ndarray, res: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, str]:
+    """Train and test masks for holding out ``own``: a one-class set is paired with the other
+    class from the reserve; no group of the test set is trained on."""
+    labels = set(y[own].tolist())
+    if labels == {0, 1}:
+        test, how = own, "both classes"
+    elif labels == {1}:
+        test, how = own | (res & (y == 0) & ~own), "+ reserve human texts of other sources"
+    else:
+        test, how = own | (res & (y == 1) & ~own), "+ reserve machine texts of other sources"
+    touched = set(grp[test].tolist())
+    train = ~np.array([g in touched for g in grp])
+    return train, test, how
+
+
 def evaluation_folds(records: list[dict]) -> list[tuple[str, str, np.ndarray, np.ndarray, str]]:
-    """(kind, name, train mask, test mask, how the test set was made) for every fold."""
+    """(kind, name, train mask, test mask, how the test set was made) for every fold: kinds
+    ``source``, ``family``, ``domain`` (one domain of a multi-domain source) and ``cross`` (one
+    kind of text from every source that has it)."""
     y = np.array([r["label"] for r in records])
     src = np.array([r["source"] for r in records])
+    dom = np.array([r["domain"] for r in records])
     fam = np.array([r["family"] for r in records])
     grp = np.array([r["group"] for r in records], dtype=object)
     res = reserve(records)
     out = []
     sources = [s for s in (*MODERN_SOURCES, "warc", "detectgpt", "zippy") if (src == s).any()]
     for s in sources:
-        own = src == s
-        labels = set(y[own].tolist())
-        if labels == {0, 1}:
-            test, how = own, "both classes"
-        elif labels == {1}:
-            test, how = own | (res & (y == 0) & ~own), "+ reserve human texts of other sources"
-        else:
-            test, how = own | (res & (y == 1) & ~own), "+ reserve machine texts of other sources"
-        touched = set(grp[test].tolist())
-        train = ~np.array([g in touched for g in grp])
-        out.append(("source", s, train, test, how))
+        out.append(("source", s, *_held_out(src == s, y, grp, res)))
     for f in FAMILIES:
         if not (fam == f).any():
             continue
         test = res & ((y == 0) | (fam == f))
         train = ~res & (fam != f)
         out.append(("family", f, train, test, "reserve humans + the family's reserve texts"))
+    for s in MULTI_DOMAIN_SOURCES:
+        for d in sorted(set(dom[src == s].tolist())):
+            out.append(("domain", d, *_held_out((src == s) & (dom == d), y, grp, res)))
+    for name, cells in CROSS_DOMAINS.items():
+        own = np.array([(a, b) in cells for a, b in zip(src, dom)])
+        if own.any():
+            out.append(("cross", name, *_held_out(own, y, grp, res)))
     return out
 
 
@@ -189,18 +248,28 @@ def two_kb_docs(texts: list[str], n: int) -> list[str]:
     return docs
 
 
+KIND_TITLES = {"source": "held-out source", "family": "held-out generator family",
+               "domain": "held-out domain of a multi-domain source",
+               "cross": "held-out kind of text, from every source that has it"}
+HUMAN_WEB_FOLDS = ("web_human", "web_human_more", "warc")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true",
-                    help="no nested calibration (AUROC/TPR only), 60 ZipPy texts per fold")
+                    help="no nested calibration (AUROC/TPR only, no prior sweep), 60 ZipPy texts per fold")
     ap.add_argument("--zippy-per-fold", type=int, default=200)
     ap.add_argument("--docs", type=int, default=2000, help="2 kB documents for the throughput run")
     ap.add_argument("--old", action="store_true",
                     help="also train on ../shared/data/synthetic (base-model continuations)")
     ap.add_argument("--only", default=None, help="run only folds whose name contains this")
+    ap.add_argument("--kinds", default="source,family,domain,cross",
+                    help="fold kinds to run (comma-separated)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--raw-only", action="store_true",
+                    help="ablation: the v2 features only (no topic-masked view) in every fold")
     ap.add_argument("--no-folds", action="store_true",
-                    help="only the yardstick and throughput (the shipped model; no training)")
+                    help="only the external sets, yardstick and throughput (the shipped model; no training)")
     args = ap.parse_args()
     if not (SHARED / "synthetic-modern").exists():
         sys.exit(f"missing {SHARED}/synthetic-modern: the shared data folder is needed")
@@ -208,6 +277,7 @@ def main() -> None:
     if args.no_folds:
         from ouroboros.transforms.synthetic.data import load_modern
 
+        external_sets()
         yardstick_and_throughput([r["text"] for r in load_modern(SHARED)], args.docs)
         return
     t0 = time.time()
@@ -215,64 +285,84 @@ def main() -> None:
     if args.old:
         from ouroboros.transforms.synthetic.data import keep_judgeable
 
-        records = keep_judgeable(records + load_old_synthetic(SHARED))
+        records = keep_judgeable(records + [r for r in load_old_synthetic(SHARED)
+                                            if r["source"] == "detectgpt"])
     y = np.array([r["label"] for r in records])
     src = np.array([r["source"] for r in records])
-    X = feature_matrix([r["text"] for r in records], 20)
+    texts = [r["text"] for r in records]
+    X = feature_matrix(texts, 20) if args.raw_only else default_features(texts)
     print(f"data: {len(records)} texts ({int(y.sum())} machine, {int((1 - y).sum())} human), "
           f"featurised in {time.time() - t0:.0f} s")
 
-    folds = [f for f in evaluation_folds(records) if not args.only or args.only in f[1]]
+    kinds = set(args.kinds.split(","))
+    folds = [f for f in evaluation_folds(records)
+             if f[0] in kinds and (not args.only or args.only in f[1])]
     picks = {name: zippy_subsample(np.flatnonzero(test), y, zippy_n, name)
-             for _, name, _, test, _ in folds}
-    union = sorted(set(np.concatenate(list(picks.values())).tolist()))
+             for kind, name, _, test, _ in folds if kind in ("source", "family")}
+    union = sorted(set(np.concatenate(list(picks.values())).tolist())) if picks else []
     zs, _ = run_zippy([normalize(records[i]["text"])[:ZIPPY_CHARS] for i in union])
     zippy = dict(zip(union, zs))
 
     prior = SyntheticConfig().prior
-    print(f"\n{'fold':<22}{'n':>6}{'mach':>6} | {'ours AUROC':>10}{'TPR@1%':>7} | "
-          f"{'sub n':>5}{'ours':>7}{'ZipPy':>7}{'ours T':>7}{'ZipPy T':>8} | {'TPR/FPR':>11} | test set")
+    threshold = SyntheticConfig().ai_assisted_threshold
     rows, pooled = [], []
     for kind, name, train, test, how in folds:
+        if not rows or rows[-1]["kind"] != kind:
+            print(f"\n{KIND_TITLES[kind]}\n{'fold':<38}{'n':>6}{'mach':>6} | {'ours AUROC':>10}"
+                  f"{'TPR@1%':>7} | {'sub n':>5}{'ours':>7}{'ZipPy':>7}{'ours T':>7}{'ZipPy T':>8} | "
+                  f"{'TPR/FPR':>11} | test set")
         t1 = time.time()
-        raw, platt = fold_scores(X, y, src, train, test, args.seed, nested=not args.quick)
+        nested = not args.quick and kind in ("source", "family")
+        raw, platt = fold_scores(X, y, src, train, test, args.seed, nested=nested)
         te = np.flatnonzero(test)
         yt = y[te]
-        sub = picks[name]
-        pos = np.searchsorted(te, sub)
-        z = np.array([zippy[i] for i in sub])
         row = {"kind": kind, "fold": name, "n": len(te), "machine": int(yt.sum()),
-               "auroc": auroc(raw, yt), "tpr1": tpr_at_fpr(raw, yt),
-               "sub_n": len(sub), "sub_auroc": auroc(raw[pos], y[sub]),
-               "zippy_auroc": auroc(z, y[sub]), "sub_tpr1": tpr_at_fpr(raw[pos], y[sub]),
-               "zippy_tpr1": tpr_at_fpr(z, y[sub])}
+               "auroc": auroc(raw, yt), "tpr1": tpr_at_fpr(raw, yt)}
+        zcols = f"{'':>5}{'':>7}{'':>7}{'':>7}{'':>8}"
+        if name in picks:
+            sub = picks[name]
+            pos = np.searchsorted(te, sub)
+            z = np.array([zippy[i] for i in sub])
+            row.update({"sub_n": len(sub), "sub_auroc": auroc(raw[pos], y[sub]),
+                        "zippy_auroc": auroc(z, y[sub]), "sub_tpr1": tpr_at_fpr(raw[pos], y[sub]),
+                        "zippy_tpr1": tpr_at_fpr(z, y[sub])})
+            zcols = (f"{len(sub):>5}{row['sub_auroc']:>7.3f}{row['zippy_auroc']:>7.3f}"
+                     f"{row['sub_tpr1']:>7.3f}{row['zippy_tpr1']:>8.3f}")
         fpr = ""
         if platt is not None:
-            p = calibrated(raw, *platt, prior)
-            row["recall"] = float(np.mean(p[yt == 1] >= SyntheticConfig().ai_assisted_threshold))
-            fpr = f"{row['recall']:.3f}/"
+            a, b = platt
             own = src[te] == name
+            # class-balanced calibrated log-odds: the prior sweep shifts these
+            row.update({"z": a * raw + b, "y": yt, "own_human": own & (yt == 0)})
+            p = calibrated(raw, a, b, prior)
+            row["recall"] = float(np.mean(p[yt == 1] >= threshold))
+            fpr = f"{row['recall']:.3f}/"
             if kind == "source" and not y[te][own].any():  # a human-only source: its false alarms
-                row["fpr"] = float(np.mean(p[own] >= SyntheticConfig().ai_assisted_threshold))
-                fpr += f"{row['fpr']:.3f}"
+                row["fpr"] = float(np.mean(p[own] >= threshold))
             else:
-                fpr += f"{np.mean(p[yt == 0] >= SyntheticConfig().ai_assisted_threshold):.3f}"
-            pooled.append((calibrated(raw, *platt, 0.5), yt, src[te]))
+                row["fpr"] = float(np.mean(p[yt == 0] >= threshold))
+            fpr += f"{row['fpr']:.3f}"
+            pooled.append((calibrated(raw, a, b, 0.5), yt, src[te]))
         rows.append(row)
-        print(f"{kind[:3] + ':' + name:<22}{len(te):>6}{int(yt.sum()):>6} | {row['auroc']:>10.4f}"
-              f"{row['tpr1']:>7.3f} | {len(sub):>5}{row['sub_auroc']:>7.3f}{row['zippy_auroc']:>7.3f}"
-              f"{row['sub_tpr1']:>7.3f}{row['zippy_tpr1']:>8.3f} | {fpr:>11} | {how} "
-              f"({time.time() - t1:.0f} s)", flush=True)
-    for kind, members in (("source", MODERN_SOURCES), ("family", FAMILIES)):
-        sel = [r for r in rows if r["kind"] == kind and r["fold"] in members]
-        if sel:
-            print(f"mean over {len(sel)} held-out {kind}s"
-                  f"{' (synthetic-modern)' if kind == 'source' else ''}: ours AUROC "
-                  f"{np.mean([r['auroc'] for r in sel]):.4f} TPR@1%FPR "
-                  f"{np.mean([r['tpr1'] for r in sel]):.3f} | on the ZipPy subsamples: ours "
-                  f"{np.mean([r['sub_auroc'] for r in sel]):.4f} / {np.mean([r['sub_tpr1'] for r in sel]):.3f}, "
-                  f"ZipPy {np.mean([r['zippy_auroc'] for r in sel]):.4f} / "
-                  f"{np.mean([r['zippy_tpr1'] for r in sel]):.3f}")
+        print(f"{name:<38}{len(te):>6}{int(yt.sum()):>6} | {row['auroc']:>10.4f}"
+              f"{row['tpr1']:>7.3f} | {zcols} | {fpr:>11} | {how} ({time.time() - t1:.0f} s)",
+              flush=True)
+    print()
+    for kind, members in (("source", MODERN_SOURCES), ("family", FAMILIES), ("domain", None),
+                          ("cross", None)):
+        sel = [r for r in rows if r["kind"] == kind and (members is None or r["fold"] in members)]
+        if not sel:
+            continue
+        worst = min(sel, key=lambda r: r["auroc"])
+        line = (f"mean over {len(sel)} {KIND_TITLES[kind]}s: ours AUROC "
+                f"{np.mean([r['auroc'] for r in sel]):.4f} TPR@1%FPR {np.mean([r['tpr1'] for r in sel]):.3f}"
+                f" | worst {worst['fold']} {worst['auroc']:.4f}")
+        if all("zippy_auroc" in r for r in sel):
+            line += (f" | on the ZipPy subsamples: ours {np.mean([r['sub_auroc'] for r in sel]):.4f} / "
+                     f"{np.mean([r['sub_tpr1'] for r in sel]):.3f}, ZipPy "
+                     f"{np.mean([r['zippy_auroc'] for r in sel]):.4f} / "
+                     f"{np.mean([r['zippy_tpr1'] for r in sel]):.3f}")
+        print(line)
 
     if pooled:
         p = np.concatenate([a for a, _, _ in pooled])
@@ -288,8 +378,100 @@ def main() -> None:
             for r in reliability(probs, yy, weights=w):
                 print(f"{r['bin']:>9}{r['n']:>7}{r['n_machine']:>8}{r['predicted']:>11.3f}"
                       f"{r['observed']:>10.3f}")
+        prior_sweep(rows)
 
+    external_sets()
     yardstick_and_throughput([r["text"] for r in records], args.docs)
+
+
+def prior_sweep(rows: list[dict]) -> float | None:
+    """The default-prior rule on the held-out human web folds, and what each prior costs in recall.
+
+    For every prior on the grid: the pooled share of held-out human web texts (the human-only
+    folds ``web_human``, ``web_human_more`` and the WARC pages, each scored by a model that never
+    saw its source and calibrated on that model's own inner folds) that reach ``ai_assisted``, per
+    fold, and the share of each held-out source's and family's machine texts that do."""
+    web = [r for r in rows if r["kind"] == "source" and r["fold"] in HUMAN_WEB_FOLDS and "z" in r]
+    if not web:
+        return None
+    threshold = SyntheticConfig().ai_assisted_threshold
+    z_web = np.concatenate([r["z"][r["own_human"]] for r in web])
+    chosen = choose_prior(z_web, MAX_WEB_FPR, threshold)
+    machine = [r for r in rows if "z" in r and r["machine"]]
+    print(f"\nprior sweep: share scored ai_assisted or above (>= {threshold}) at each synthetic.prior; "
+          f"human web = held-out human-only web folds ({len(z_web)} texts, pooled), "
+          f"then TPR of each held-out fold's machine texts")
+    head = f"{'prior':>6}{'web FPR':>8}" + "".join(f"{r['fold'][:9]:>10}" for r in web)
+    head += " |" + "".join(f"{r['fold'][:9]:>10}" for r in machine)
+    print(head)
+    for p in PRIOR_GRID:
+        line = f"{p:>6g}{false_positive_rate(z_web, p, threshold):>8.3f}"
+        line += "".join(f"{false_positive_rate(r['z'][r['own_human']], p, threshold):>10.3f}" for r in web)
+        line += " |" + "".join(f"{np.mean(sigmoid(r['z'][r['y'] == 1] + logit(p)) >= threshold):>10.3f}"
+                               for r in machine)
+        print(line + ("   <- rule" if p == chosen else ""))
+    default = SyntheticConfig().prior
+    print(f"rule: the largest prior on the grid whose pooled held-out human-web FPR is <= "
+          f"{MAX_WEB_FPR:.0%}: {chosen:g}; synthetic.prior default: {default:g}"
+          + ("" if chosen == default else "  ** differs: update SyntheticConfig.prior **"))
+    return chosen
+
+
+def _repeated(keys: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """True for every masked row whose key an earlier masked row already had."""
+    seen: set = set()
+    out = np.zeros(len(keys), dtype=bool)
+    for i in np.flatnonzero(mask):
+        out[i] = keys[i] in seen
+        seen.add(keys[i])
+    return out
+
+
+def external_sets() -> None:
+    """The shipped model and ZipPy on sets no model here was trained or tuned on: ZipPy's own
+    samples (human vs LLM texts, and its GPT-3 base-model samples) and the DetectGPT base-model
+    continuations (GPT-2 ... NeoX, 2019-2022: not the chat models the scorer targets, for
+    information). English >= 50 words only (the scorer's gate)."""
+    recs = [r for r in load_old_synthetic(SHARED) if judgeable(r["text"], None, SyntheticConfig()) is None]
+    if not recs:
+        return
+    scorer = DefaultSyntheticScorer(prior=0.5)
+    raw = scorer.raw([r["text"] for r in recs])
+    src = np.array([r["source"] for r in recs])
+    dom = np.array([r["domain"] for r in recs])
+    gen = np.array([r["generator"] for r in recs])
+    y = np.array([r["label"] for r in recs])
+    zh = (src == "zippy") & (y == 0)
+    sets = [("zippy: all LLM texts vs human texts", zh | ((src == "zippy") & (y == 1))),
+            ("zippy: chat-model answers (non-arXiv) vs human", zh | ((src == "zippy") & (y == 1) & (dom == "misc"))),
+            ("zippy: arXiv-paper files vs human", zh | ((src == "zippy") & (y == 1) & (dom == "arxiv-paper"))),
+            ("GPT-3 175B base samples vs zippy human", zh | (src == "gpt3-samples"))]
+    grp = np.array([r["group"] for r in recs], dtype=object)
+    for g in sorted(set(gen[src == "detectgpt"].tolist()) - {"human"}):
+        machine = (src == "detectgpt") & (gen == g)
+        # the human texts these continuations continue (each file repeats them: first copy only)
+        humans = (src == "detectgpt") & (y == 0) & np.isin(grp, grp[machine])
+        humans &= ~_repeated(grp, humans)
+        sets.append((f"detectgpt {g} (squad/writing/xsum) vs their human texts", humans | machine))
+    rng = np.random.default_rng(0)
+    sub = {}
+    for name, m in sets:
+        idx = np.flatnonzero(m)
+        sub[name] = np.sort(np.concatenate([rng.choice(idx[y[idx] == c], min(100, int((y[idx] == c).sum())),
+                                                       replace=False) for c in (0, 1)]))
+    union = sorted(set(np.concatenate(list(sub.values())).tolist()))
+    zs, _ = run_zippy([normalize(recs[i]["text"])[:ZIPPY_CHARS] for i in union])
+    zmap = dict(zip(union, zs))
+    print(f"\nexternal sets never trained or tuned on (shipped model {scorer.name}@{scorer.version}; "
+          f"ZipPy on <= 100 texts per class)")
+    print(f"{'set':<58}{'n':>6}{'mach':>6}{'ours AUROC':>11}{'TPR@1%':>7} |{'sub n':>6}{'ours':>7}{'ZipPy':>7}")
+    for name, m in sets:
+        idx = np.flatnonzero(m)
+        s_ = sub[name]
+        z = np.array([zmap[i] for i in s_])
+        print(f"{name:<58}{len(idx):>6}{int(y[idx].sum()):>6}{auroc(raw[idx], y[idx]):>11.4f}"
+              f"{tpr_at_fpr(raw[idx], y[idx]):>7.3f} |{len(s_):>6}{auroc(raw[s_], y[s_]):>7.3f}"
+              f"{auroc(z, y[s_]):>7.3f}")
 
 
 def yardstick_and_throughput(texts: list[str], n_docs: int) -> None:

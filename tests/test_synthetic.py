@@ -21,7 +21,13 @@ from ouroboros.transforms.synthetic.data import (
 )
 from ouroboros.transforms.synthetic.features import normalize, strip_markup, words
 from ouroboros.transforms.synthetic.metrics import auroc, prior_weights, reliability, tpr_at_fpr
-from ouroboros.transforms.synthetic.ngrams import feature_matrix, hashed_ngrams, linear_scores, view
+from ouroboros.transforms.synthetic.ngrams import (
+    Vocabulary,
+    feature_matrix,
+    hashed_ngrams,
+    linear_scores,
+    view,
+)
 from ouroboros.transforms.synthetic.score import (
     DEFAULT_MODEL_DIR,
     MODEL_FILES,
@@ -74,7 +80,7 @@ def test_shipped_model_loads_without_network(monkeypatch):
     assert not list(DEFAULT_MODEL_DIR.glob("*.pkl")) and not list(DEFAULT_MODEL_DIR.glob("*.pickle"))
     scorer = DefaultSyntheticScorer()
     scorer.load()
-    assert scorer.version.startswith("2.") and "prior=0.05" in scorer.version
+    assert scorer.version.startswith("3.") and f"prior={SyntheticConfig().prior:g}" in scorer.version
     score = scorer.score(["The committee met on Tuesday to discuss the budget. " * 10])[0]
     assert 0.0 <= score <= 1.0
 
@@ -262,17 +268,39 @@ def test_strip_markup_removes_layout_not_words():
 
 
 def test_hashed_ngrams_depend_only_on_the_text():
+    vocab = Vocabulary(["the", "on", "a", "sat"], keep=2)
     texts = [view(t) for t in ("The cat sat on the mat.", "A dog, a frog; 12 logs!", "", "x y")]
-    r, c, v = hashed_ngrams(texts, 16)
-    alone = [hashed_ngrams([t], 16) for t in texts]
+    r, c, v = hashed_ngrams(texts, 16, vocab)
+    alone = [hashed_ngrams([t], 16, vocab) for t in texts]
     for i, (ri, ci, vi) in enumerate(alone):
         assert np.array_equal(c[r == i], ci) and np.array_equal(v[r == i], vi)
-    # each block (char, word) is L2-normalised: the squared values of a text sum to 2
-    assert np.isclose(np.sum(v[r == 0] ** 2), 2.0)
+    # each block (char, word, masked) is L2-normalised: the squared values of a text sum to 3
+    assert np.isclose(np.sum(v[r == 0] ** 2), 3.0)
+    assert ((c >= 1 << 16) & (c < 2 << 16)).any() and (c < 1 << 16).any()  # the masked view's columns
     assert not (r == 2).any()  # an empty text has no n-grams
-    weights = np.random.default_rng(0).normal(size=1 << 16)
-    X = feature_matrix(["The cat sat on the mat.", "x y"], 16)
-    assert np.allclose(X @ weights + 0.5, linear_scores(["The cat sat on the mat.", "x y"], weights, 0.5))
+    weights = np.random.default_rng(0).normal(size=2 << 16)
+    X = feature_matrix(["The cat sat on the mat.", "x y"], 16, vocab)
+    assert np.allclose(X @ weights + 0.5,
+                       linear_scores(["The cat sat on the mat.", "x y"], weights, 0.5, 16, vocab))
+
+
+def _masked_columns(text: str, vocab: Vocabulary) -> set[int]:
+    r, c, v = hashed_ngrams([view(text)], 16, vocab)
+    return set((c[c >= 1 << 16]).tolist())
+
+
+def test_masked_view_keeps_common_words_and_hides_the_topic():
+    """Rare words of the same frequency class are one token in the masked view (the topic is
+    hidden); common words and punctuation stay themselves."""
+    vocab = Vocabulary(["the", "of", "is", "a", "cell", "galaxy", "protein", "star"], keep=4)
+    # cell/galaxy/protein/star: ranks 4-7, all class 0 -> the same masked n-grams
+    assert _masked_columns("The cell is a protein of the galaxy.", vocab) == \
+        _masked_columns("The star is a galaxy of the cell.", vocab)
+    assert _masked_columns("The cell is a protein.", vocab) != _masked_columns("The cell of a protein.", vocab)
+    # words outside the list and numbers are their own classes, not a kept word
+    assert _masked_columns("The zyxwv is a star.", vocab) != _masked_columns("The cell is a star.", vocab)
+    assert _masked_columns("The 1999 is a star.", vocab) != _masked_columns("The zyxwv is a star.", vocab)
+    assert _masked_columns("The 1999 is a star.", vocab) == _masked_columns("The 42 is a cell.", vocab)
 
 
 def test_metrics_behave():
@@ -394,3 +422,33 @@ def test_platt_calibration_and_prior_weights():
     for row in reliability(p, y, weights=w):
         if row["n"] > 300:
             assert abs(row["predicted"] - row["observed"]) < 0.05
+
+
+def test_default_prior_rule_picks_the_largest_prior_within_the_false_positive_budget():
+    from ouroboros.transforms.synthetic.calibrate import PRIOR_GRID, choose_prior, false_positive_rate
+
+    rng = np.random.default_rng(0)
+    human = rng.normal(-4.0, 1.5, 5000)  # held-out human web texts' balanced log-odds
+    chosen = choose_prior(human, max_fpr=0.01)
+    assert chosen in PRIOR_GRID
+    assert false_positive_rate(human, chosen) <= 0.01
+    bigger = [p for p in PRIOR_GRID if p > chosen]
+    assert not bigger or false_positive_rate(human, bigger[0]) > 0.01  # the largest such prior
+    # the rule reads the threshold it is given: a stricter class threshold allows a larger prior
+    assert choose_prior(human, 0.01, threshold=0.9) >= chosen
+    assert choose_prior(np.full(10, 30.0), 0.01) == min(PRIOR_GRID)  # none qualifies: the smallest
+
+
+def test_external_sets_are_labelled_by_kind():
+    """The benchmark's external sets: ZipPy's arXiv-paper files apart from its chat answers."""
+    from ouroboros.transforms.synthetic.data import load_old_synthetic
+
+    _need(DATA / "synthetic")
+    recs = load_old_synthetic(DATA)
+    by = {}
+    for r in recs:
+        by.setdefault((r["source"], r["domain"], r["label"]), 0)
+        by[(r["source"], r["domain"], r["label"])] += 1
+    assert by[("zippy", "arxiv-paper", 1)] > 50 and by[("zippy", "misc", 1)] > 10
+    assert by[("zippy", "misc", 0)] > 100 and by[("gpt3-samples", "unconditional", 1)] > 400
+    assert {r["source"] for r in recs} == {"detectgpt", "zippy", "gpt3-samples"}

@@ -55,3 +55,22 @@ def fit_platt(raw: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = 
 def calibrated(raw: np.ndarray, a: float, b: float, prior: float) -> np.ndarray:
     """P(machine) at base rate ``prior`` from raw classifier log-odds."""
     return sigmoid(a * np.asarray(raw, dtype=float) + b + logit(prior))
+
+
+PRIOR_GRID = (0.01, 0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
+
+
+def false_positive_rate(human_log_odds: np.ndarray, prior: float, threshold: float = 0.5) -> float:
+    """Share of human texts whose calibrated score at ``prior`` reaches ``threshold``, given their
+    class-balanced calibrated log-odds (``a * raw + b``)."""
+    z = np.asarray(human_log_odds, dtype=float)
+    return float(np.mean(sigmoid(z + logit(prior)) >= threshold)) if len(z) else float("nan")
+
+
+def choose_prior(human_log_odds: np.ndarray, max_fpr: float = 0.01, threshold: float = 0.5,
+                 grid: tuple[float, ...] = PRIOR_GRID) -> float:
+    """The default-prior rule: the largest prior on ``grid`` at which at most ``max_fpr`` of the
+    held-out human texts (pooled; each scored by a model that never saw its source) reach
+    ``threshold`` (the ``ai_assisted`` class). The smallest grid value if none qualifies."""
+    ok = [p for p in sorted(grid) if false_positive_rate(human_log_odds, p, threshold) <= max_fpr]
+    return ok[-1] if ok else min(grid)

@@ -2,8 +2,9 @@
 
 Recipe (fixed seed, single-threaded, so the same data gives byte-identical model files):
 
-1. Features: hashed word 1-2-grams and character 3-5-grams of the formatting-blind view
-   (``synthetic/ngrams.py``).
+1. Features: hashed word 1-2-grams and character 3-5-grams of the formatting-blind view, and word
+   1-3-grams of its topic-masked view (words outside the 500 commonest replaced by their frequency
+   class; ``synthetic/ngrams.py``), two blocks of 2**20 columns.
 2. Weights: every (source, label) cell gets the same total weight within its class, and the two
    classes the same total, so no corpus, domain or class share becomes the label (a corpus of
    9,000 rewrites counts as much as 60 web pages).
@@ -36,10 +37,18 @@ from ouroboros.transforms.synthetic.metrics import (
     reliability,
     tpr_at_fpr,
 )
-from ouroboros.transforms.synthetic.ngrams import CHAR_N, VIEW_CHARS, feature_matrix
+from ouroboros.transforms.synthetic.ngrams import (
+    CHAR_N,
+    KEEP_WORDS,
+    MASK_N,
+    VIEW_CHARS,
+    Vocabulary,
+    default_vocabulary,
+    feature_matrix,
+)
 from ouroboros.transforms.synthetic.score import MODEL_FILES, MODEL_FORMAT
 
-BITS = 20  # 2**20 float32 weights = 4 MiB
+BITS = 20  # 2 x 2**20 float32 weights (two views) = 8 MiB
 SGD_PARAMS: dict[str, Any] = {"loss": "log_loss", "penalty": "l2", "alpha": 1e-5, "max_iter": 30,
                               "tol": 1e-4}
 MIN_SOURCES = 3
@@ -124,18 +133,24 @@ def calibration_report(oof: np.ndarray, y: np.ndarray, folds: np.ndarray,
     }
 
 
+def default_features(texts: Sequence[str], bits: int = BITS):
+    """The shipped recipe's feature matrix of ``texts`` (both views)."""
+    return feature_matrix(texts, bits, Vocabulary(default_vocabulary(), KEEP_WORDS))
+
+
 def fit_detector(records: list[dict[str, Any]], output_dir: str | Path, seed: int = 0,
                  bits: int = BITS, X=None) -> dict[str, Any]:
     """Train, calibrate out of source and write ``MODEL_FILES``; returns the out-of-source metrics.
 
-    ``X`` (the :func:`feature_matrix` of the records' texts) can be passed to skip featurising."""
+    ``X`` (the :func:`default_features` of the records' texts) can be passed to skip featurising."""
     y = np.array([int(r["label"]) for r in records])
     if len(set(y.tolist())) < 2:
         raise ValueError("training data needs both human (0) and machine (1) texts")
     sources = [str(r.get("source") or "") for r in records]
     groups = [str(r.get("group") or r["text"]) for r in records]
+    vocab = default_vocabulary()
     if X is None:
-        X = feature_matrix([r["text"] for r in records], bits)
+        X = feature_matrix([r["text"] for r in records], bits, Vocabulary(vocab, KEEP_WORDS))
     folds = held_out_folds(sources, groups, seed)
     fold_names = {int(k): (sources[int(np.flatnonzero(folds == k)[0])] if len(set(sources)) >= MIN_SOURCES
                            else f"group-fold-{k}") for k in np.unique(folds)}
@@ -148,6 +163,7 @@ def fit_detector(records: list[dict[str, Any]], output_dir: str | Path, seed: in
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     np.save(output_dir / MODEL_FILES[0], coef, allow_pickle=False)
+    (output_dir / MODEL_FILES[2]).write_text("".join(w + "\n" for w in vocab), encoding="utf-8")
     counts: dict[str, list[int]] = {}
     for s, label in zip(sources, y.tolist()):
         counts.setdefault(s, [0, 0])[label] += 1
@@ -159,6 +175,8 @@ def fit_detector(records: list[dict[str, Any]], output_dir: str | Path, seed: in
     meta = {
         "format": MODEL_FORMAT, "bits": bits, "view_chars": VIEW_CHARS, "char_n": list(CHAR_N),
         "word_n": [1, 2], "bias": bias,
+        "masked_view": {"keep": KEEP_WORDS, "word_n": list(MASK_N), "vocab": MODEL_FILES[2],
+                        "vocab_words": len(vocab), "vocab_source": "wordfreq top_n_list('en')"},
         "calibration": {"method": "platt, class-balanced, on out-of-source log-odds", "a": a, "b": b},
         "training": {"sgd": SGD_PARAMS, "seed": seed,
                      "texts_per_source_human_machine": dict(sorted(counts.items()))},
