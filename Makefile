@@ -1,9 +1,10 @@
 # Two commands for a newcomer:  `make demo`  (install + run the pipeline on the bundled corpus)
-#                               `make test`  (install + run the tests)
+#                               `make test`  (install + run the tests: the full suite CI runs)
+# The inner loop:               `make test-fast` (every test not marked slow)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast bench clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +22,9 @@ demo: install
 
 test: install
 	$(VENV)/bin/pytest -q
+
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) ouroboros-demo-output

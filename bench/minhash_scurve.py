@@ -100,7 +100,7 @@ def run_pipeline(docs: list[dict], cfg: MinHashConfig) -> dict[str, tuple[str, i
     with tempfile.TemporaryDirectory() as tmp:
         with beam.Pipeline() as p:
             res = p | beam.Create(docs) | NearDedup(cfg, drop=False)
-            _ = (res["kept"] | beam.Map(lambda d: (d["id"], (d["dup_cluster_id"], d["dup_cluster_size"])))
+            _ = (res.kept | beam.Map(lambda d: (d["id"], (d["dup_cluster_id"], d["dup_cluster_size"])))
                  | beam.combiners.ToList() | beam.Map(_write_json, f"{tmp}/out.json"))
         return {k: tuple(v) for k, v in json.loads(Path(f"{tmp}/out.json").read_text())}
 

@@ -134,7 +134,7 @@ def ours(inp: str, out: str) -> None:
     t0 = time.time()
     with beam.Pipeline() as p:
         res = p | beam.Create(docs) | NearDedup(cfg, drop=False)
-        _ = (res["kept"] | beam.Map(lambda d: (d["id"], d["dup_cluster_id"], d["dup_representative"]))
+        _ = (res.kept | beam.Map(lambda d: (d["id"], d["dup_cluster_id"], d["dup_representative"]))
              | beam.combiners.ToList() | beam.Map(lambda x: tmp.write_text(json.dumps(x))))
     wall = time.time() - t0
     rows = json.loads(tmp.read_text())

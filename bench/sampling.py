@@ -132,7 +132,7 @@ def run(docs: list[dict], workdir: str, configs: dict[str, SamplingConfig]) -> d
                 sampled = src | f"{name}@{budget}" >> StratifiedSample(
                     cfg.model_copy(update={"budget_fraction": budget})
                 )
-                outputs[f"{name}@{budget}"] = sampled["kept"]
+                outputs[f"{name}@{budget}"] = sampled.kept
         for label, pc in outputs.items():
             stats = pc | f"Diversity {label}" >> DiversityStats(KEYS, reference=ref)
             if label != "input":

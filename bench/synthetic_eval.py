@@ -525,12 +525,12 @@ def pipeline_share(docs: list[str]) -> None:
     stage.setup()
     batch = [{"text": d, "language": "en"} for d in docs]
     t0 = time.perf_counter()
-    for d in batch:  # how the stage runs today: one document per call
+    for d in batch:  # one document per call
         stage.process(d)
     one_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     for i in range(0, len(batch), 256):
-        stage.annotate(batch[i:i + 256])
+        stage.process_batch(batch[i:i + 256])  # as ApplyStage calls it (batches of batch_size)
     batch_s = time.perf_counter() - t0
     print(f"share of an `ouroboros tag` run ({len(docs)} docs, DirectRunner, wall {pipeline_s:.2f} s): "
           f"scoring one document per call {one_s:.2f} s = {100 * one_s / pipeline_s:.1f}%; "

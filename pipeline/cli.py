@@ -342,6 +342,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         "inspect": add("inspect", "show one record, its provenance and every stage's decision"),
         "config": add("config", "print the default configuration with every key documented"),
         "schema": add("schema", "print the output columns (Markdown)"),
+        "simulate": add("simulate", "recursive training on real text: how much curation slows "
+                                    "model collapse"),
     }
     _pipeline_args(commands["run"])
     _pipeline_args(commands["tag"])
@@ -366,6 +368,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     ins.add_argument("--text-chars", type=int, default=600,
                      help="characters of the text to show (0: none, -1: all)")
     commands["report"].add_argument("out", help="output directory of a finished run")
+    from ouroboros.pipeline.simulate import add_arguments as simulate_arguments
+
+    simulate_arguments(commands["simulate"])
     return parser, commands
 
 
@@ -431,6 +436,10 @@ def main(argv: list[str] | None = None) -> int:
             from ouroboros.transforms.synthetic.train import format_metrics, train_synthetic
 
             print(format_metrics(train_synthetic(args.data, args.output, seed=args.seed)))
+        elif args.command == "simulate":
+            from ouroboros.pipeline.simulate import run_from_args
+
+            return run_from_args(args)
         else:
             if args.command == "demo":
                 inputs, overwrite = demo_inputs(), True

@@ -56,7 +56,7 @@ def beam_counters(result: Any) -> dict[str, int]:
 
 
 def seconds_by_step(result: Any) -> dict[str, float]:
-    """Processing time per top-level step of the graph (`extract`, `quality`, `NearDedup`, ...),
+    """Processing time per top-level step of the graph (`extract`, `quality`, `near_dedup`, ...),
     summed over workers, from the runner's monitoring infos; the DirectRunner reports them, other
     runners may not (then this is empty and the runner's own UI has them)."""
     try:

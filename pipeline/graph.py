@@ -1,8 +1,10 @@
-"""Assembles the Beam graph: read -> extract -> normalize -> filters -> exact dedup -> synthetic score
--> near dedup -> sample -> write.
+"""Assembles the Beam graph: read -> the configured stages -> write.
 
-Cheap per-document stages run first; every stage's rejected records and errors are collected and
-written with their reasons, so every input record ends in exactly one output.
+The stages (``stages``) run in order, cheap per-document ones first: extract -> normalize ->
+language ID -> quality -> [quality model] -> exact dedup -> synthetic score -> near dedup ->
+[topics] -> [sample]. Each returns ``StageOutputs(kept, rejected, errors)``; ``build_pipeline``
+feeds each stage's ``kept`` to the next and collects every ``rejected`` and ``errors``, so every
+input record ends in exactly one output.
 """
 
 from __future__ import annotations
@@ -28,10 +30,9 @@ from ouroboros.schemas.record import (
 )
 from ouroboros.transforms.base import (
     ERRORS,
-    KEPT,
     METRICS_NAMESPACE,
-    REJECTED,
     ApplyStage,
+    DocumentStage,
     error_record,
 )
 from ouroboros.transforms.dedup.exact import ExactDedup
@@ -162,9 +163,9 @@ class FirstRecords(beam.PTransform):
         return {"docs": out.docs, ERRORS: out[ERRORS], "summary": summary}
 
 
-def document_stages(config: Config) -> list[Any]:
+def document_stages(config: Config) -> list[DocumentStage]:
     """The per-document stages in order (cheap first)."""
-    stages: list[Any] = [Extract(config.extract), Normalize(config.normalize)]
+    stages: list[DocumentStage] = [Extract(config.extract), Normalize(config.normalize)]
     if config.langid.enabled:
         stages.append(LanguageID(config.langid))
     if config.quality.enabled:
@@ -172,6 +173,27 @@ def document_stages(config: Config) -> list[Any]:
     if config.quality_model.model_path:
         stages.append(QualityModel(config.quality_model))
     return stages
+
+
+def stages(config: Config, drop: bool = True, index_out: str | None = None,
+           index_in: list[str] | tuple[str, ...] = ()) -> list[beam.PTransform]:
+    """Every configured stage in order, each a transform returning ``StageOutputs``.
+
+    The synthetic score comes before near-dedup: a cluster's representative prefers the lowest
+    score. ``index_out``/``index_in``: this run's and earlier runs' MinHash band indexes.
+    """
+    out: list[beam.PTransform] = [ApplyStage(stage, drop) for stage in document_stages(config)]
+    if config.exact_dedup.enabled:
+        out.append(ExactDedup(drop))
+    if config.synthetic.enabled:
+        out.append(ApplyStage(SyntheticScore(config.synthetic), drop))
+    if config.near_dedup.enabled:
+        out.append(NearDedup(config.near_dedup, drop=drop, index_out=index_out, index_in=index_in))
+    if config.topics.enabled:
+        out.append(AssignTopics(config.topics, label="topics"))
+    if config.sampling.enabled:
+        out.append(StratifiedSample(config.sampling, label="sample", drop=drop))
+    return out
 
 
 def shard_list(shards: list[str], run: RunInfo) -> tuple[list[tuple[str, str]], list[dict]]:
@@ -237,48 +259,26 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
         extras["limit"] = first["summary"]
     rejected = []
     docs = read_docs | "SpreadDocuments" >> beam.Reshuffle()
-    input_docs = docs
+    input_docs = entering_sample = docs  # entering_sample: what the sampler (if any) sees
 
-    for stage in document_stages(config):
-        result = docs | ApplyStage(stage, drop=drop)
+    sampler = None
+    for stage in stages(config, drop, index_out=f"{output}/{INDEX_DIR}" if drop else None,
+                        index_in=prior_index_files(state)):
+        if isinstance(stage, StratifiedSample):
+            sampler, entering_sample = stage, docs
+        result = docs | stage
         docs = result.kept
-        rejected.append(result[REJECTED])
-        errors.append(result[ERRORS])
+        rejected.append(result.rejected)
+        errors.append(result.errors)
+    if sampler is None:
+        entering_sample = docs
 
-    if config.exact_dedup.enabled:
-        result = docs | "ExactDedup" >> ExactDedup(drop=drop)
-        docs = result.kept
-        rejected.append(result[REJECTED])
-
-    if config.synthetic.enabled:  # before near-dedup: the representative prefers the lowest score
-        result = docs | ApplyStage(SyntheticScore(config.synthetic), drop=drop)
-        docs = result.kept
-        rejected.append(result[REJECTED])
-        errors.append(result[ERRORS])
-
-    if config.near_dedup.enabled:
-        result = docs | "NearDedup" >> NearDedup(
-            config.near_dedup, drop=drop,
-            index_out=f"{output}/{INDEX_DIR}" if drop else None,
-            index_in=prior_index_files(state))
-        docs = result["kept"]
-        rejected.append(result["rejected"])
-        errors.append(result["errors"])
-
-    if config.topics.enabled:
-        docs = docs | "Topics" >> AssignTopics(config.topics)
     keys = config.sampling.keys
-    input_strata = docs | "InputStrata" >> StratumCounts(keys)
-    extras["diversity_input"] = (docs
-                                 | "DiversityInput" >> DiversityStats(keys, counts=input_strata))
-    if config.sampling.enabled:
-        sample = docs | "Sample" >> StratifiedSample(config.sampling)
-        extras["sampling"] = sample["plan"] | "PlanSummary" >> beam.Map(lambda plan: plan.summary())
-        if drop:
-            docs = sample[KEPT]
-            rejected.append(sample[REJECTED])
-        else:
-            docs = (sample[KEPT], sample[REJECTED]) | "FlattenSample" >> beam.Flatten()
+    input_strata = entering_sample | "InputStrata" >> StratumCounts(keys)
+    extras["diversity_input"] = entering_sample | "DiversityInput" >> DiversityStats(
+        keys, counts=input_strata)
+    if sampler is not None:
+        extras["sampling"] = sampler.plan | "PlanSummary" >> beam.Map(lambda plan: plan.summary())
     extras["diversity_output"] = docs | "DiversityOutput" >> DiversityStats(keys, reference=input_strata)
 
     all_errors = errors | "FlattenErrors" >> beam.Flatten()

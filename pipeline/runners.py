@@ -333,12 +333,11 @@ else:
             visitor = _GraphToBags(bag_kwargs, bag_kwargs.get("npartitions") or 2 * threads)
             pipeline.visit(visitor)
             # Every transform nobody consumes is a sink; computing them in one graph runs each
-            # shared step once. Unoptimized on purpose: fusing renames keys, so a step read both
-            # directly and through a side input would run twice, and our stages annotate their
-            # input dicts in place (a second run would see the first run's edits).
+            # shared step once (side inputs keep their partitions' keys, see `_pardo`). Stages
+            # never change their input elements, so Dask may fuse the graph (its default).
             sinks = [bag.map_partitions(_drain) for node, bag in visitor.bags.items()
                      if node not in visitor.consumed and bag is not None]
-            futures = client.compute(sinks, optimize_graph=False)
+            futures = client.compute(sinks)
             return DaskRunnerResult(client, futures)
 
 

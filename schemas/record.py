@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+from ouroboros.transforms.quality.rules import SIGNALS
 
 SCHEMA_VERSION = "1.0"
 
@@ -25,40 +26,9 @@ class Column:
 
 
 # Per-document quality signal values (not only pass/fail), so a user can re-threshold later without
-# re-running. Each is produced by transforms/quality/filters.py; null where a rule family did not run.
-QUALITY_SIGNALS: tuple[tuple[str, str], ...] = (
-    ("n_chars", "characters in the text"),
-    ("n_lines", "non-empty lines"),
-    ("n_words", "Gopher: words that are not only punctuation (spaCy-like English tokens)"),
-    ("mean_word_length", "Gopher: mean length of those words in characters"),
-    ("hash_word_ratio", "Gopher: '#' characters / tokens"),
-    ("ellipsis_word_ratio", "Gopher: ('...' + '…') / tokens"),
-    ("bullet_lines_ratio", "Gopher: lines starting with '•' or '-' / lines"),
-    ("ellipsis_lines_ratio", "Gopher: lines ending with '...' or '…' / lines"),
-    ("alpha_words_ratio", "Gopher: tokens with at least one letter / tokens"),
-    ("stop_words_count", "Gopher: distinct stop words of the document's language present"),
-    ("dup_line_frac", "Gopher repetition: duplicate lines / lines"),
-    ("dup_para_frac", "Gopher repetition: duplicate paragraphs / paragraphs"),
-    ("dup_line_char_frac", "Gopher repetition: chars in duplicate lines / chars"),
-    ("dup_para_char_frac", "Gopher repetition: chars in duplicate paragraphs / chars"),
-    ("top_2gram_char_frac", "Gopher repetition: chars of the most frequent word 2-gram / chars"),
-    ("top_3gram_char_frac", "Gopher repetition: chars of the most frequent word 3-gram / chars"),
-    ("top_4gram_char_frac", "Gopher repetition: chars of the most frequent word 4-gram / chars"),
-    ("dup_5gram_char_frac", "Gopher repetition: chars in duplicated word 5-grams / chars"),
-    ("dup_6gram_char_frac", "Gopher repetition: chars in duplicated word 6-grams / chars"),
-    ("dup_7gram_char_frac", "Gopher repetition: chars in duplicated word 7-grams / chars"),
-    ("dup_8gram_char_frac", "Gopher repetition: chars in duplicated word 8-grams / chars"),
-    ("dup_9gram_char_frac", "Gopher repetition: chars in duplicated word 9-grams / chars"),
-    ("dup_10gram_char_frac", "Gopher repetition: chars in duplicated word 10-grams / chars"),
-    ("c4_sentences", "C4: sentences in the lines the C4 line rules keep"),
-    ("c4_lines_removed_ratio", "C4: lines removed by the C4 line rules / lines"),
-    ("c4_lorem_ipsum", "C4: 1 if a kept line contains 'lorem ipsum'"),
-    ("c4_curly_bracket", "C4: 1 if a kept line contains '{'"),
-    ("line_punct_ratio", "FineWeb: lines ending in terminal punctuation / non-empty lines"),
-    ("short_line_ratio", "FineWeb: lines of <= 30 chars / non-empty lines"),
-    ("dup_line_char_ratio_fw", "FineWeb: chars in duplicate lines / chars without newlines"),
-    ("list_ratio", "FineWeb: newlines / tokens"),
-)
+# re-running: (name, meaning), in column order. Their single list is the rule families' table in
+# transforms/quality/rules.py (a data-only module); null where a rule family did not run.
+QUALITY_SIGNALS: tuple[tuple[str, str], ...] = tuple((s.name, s.doc) for s in SIGNALS)
 
 QUALITY_SIGNALS_TYPE = pa.struct([pa.field(n, pa.float64()) for n, _ in QUALITY_SIGNALS])
 

@@ -256,6 +256,7 @@ def hostile_run(corpus, tmp_path_factory):
     return stats, parts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SHARD_NAMES)
 def test_bad_part_is_quarantined_and_good_records_survive(name, corpus, hostile_run):
     root, shards = corpus
@@ -278,6 +279,7 @@ def test_bad_part_is_quarantined_and_good_records_survive(name, corpus, hostile_
         r["text"].encode("utf-8")  # strict: no surrogate or undecodable text reached the output
 
 
+@pytest.mark.slow
 def test_accounting_identity_holds_over_the_hostile_corpus(corpus, hostile_run):
     _, shards = corpus
     stats, parts = hostile_run
@@ -344,6 +346,7 @@ def test_shard_and_record_decompression_budgets(tmp_path):
 
 # --- the extraction time budget -----------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_page_that_hangs_the_parser_is_stopped_by_the_time_budget():
     """resiliparse is quadratic in nesting depth: with the depth guard lifted, a 30,000-level page
     would take ~20 s; the watchdog kills it at the budget and the next page extracts normally."""
@@ -356,11 +359,12 @@ def test_a_page_that_hangs_the_parser_is_stopped_by_the_time_budget():
         deep = b"<html><body>" + b"<div>" * 30_000 + b"<p>x</p>" + b"</div>" * 30_000 + b"</body></html>"
         doc = {"_payload": deep, "content_type": "text/html", "http_status": 200}
         began = time.monotonic()
-        reason = stage.process(doc)
+        reason = stage.process(doc).reason
         assert reason is not None and reason.startswith("max_seconds_per_page:")
         assert time.monotonic() - began < 5
         good = {"_payload": html_page(1), "content_type": "text/html", "http_status": 200}
-        assert stage.process(good) is None and "Record 10." in good["text"]
+        verdict = stage.process(good)
+        assert verdict.reason is None and "Record 10." in verdict.columns["text"]
         assert stage._worker.restarts == 1
     finally:
         stage.teardown()
@@ -391,6 +395,7 @@ def _small_shard(tmp_path: Path, n: int) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_rerun_replaces_outputs_and_a_crash_leaves_the_last_good_run(tmp_path):
     shard = _small_shard(tmp_path, 30)
     out = tmp_path / "out"

@@ -19,6 +19,7 @@ from ouroboros.transforms.sampling.diversity import (
     TextDiversityFn,
     coverage,
     diversity_report,
+    diversity_words,
     kmv_distinct,
     kmv_merge,
     ngram_hashes,
@@ -26,7 +27,6 @@ from ouroboros.transforms.sampling.diversity import (
     tail_mass,
     tail_strata,
     vocab_tail_counts,
-    words,
 )
 
 from tests.conftest import SHARED_DATA as DATA
@@ -83,11 +83,11 @@ def test_kmv_is_exact_below_k_and_close_above():
 
 
 def test_ngram_hashes_are_the_same_in_another_process():
-    toks = words("The quick brown fox jumps over the lazy dog. 我们 去")
+    toks = diversity_words("The quick brown fox jumps over the lazy dog. 我们 去")
     here = ngram_hashes(toks, 2).tolist()
     code = (
-        "from ouroboros.transforms.sampling.diversity import ngram_hashes, words; import json;"
-        "print(json.dumps(ngram_hashes(words("
+        "from ouroboros.transforms.sampling.diversity import diversity_words, ngram_hashes; import json;"
+        "print(json.dumps(ngram_hashes(diversity_words("
         "'The quick brown fox jumps over the lazy dog. 我们 去'), 2)"
         ".tolist()))"
     )

@@ -6,6 +6,7 @@ import re
 from collections import Counter
 
 import pytest
+from ouroboros.transforms.base import run_stage
 from ouroboros.transforms.io.extract import (
     Extract,
     ExtractConfig,
@@ -62,14 +63,16 @@ def test_gb2312_page_decodes():
 def test_extract_stage_rejects_non_html_and_error_status():
     stage = Extract(ExtractConfig())
     pdf = {"_payload": b"%PDF-1.4 binary", "content_type": "application/pdf", "http_status": 200}
-    assert stage.process(pdf).startswith("unsupported_content_type")
+    assert stage.process(pdf).reason.startswith("unsupported_content_type")
     missing = {"_payload": b"<html><body>gone</body></html>", "content_type": "text/html",
                "http_status": 404}
-    assert stage.process(missing) == "http_status:status=404"
+    assert stage.process(missing).reason == "http_status:status=404"
     ok = {"_payload": b"<html><body><p>" + b"A real paragraph of text here. " * 20 + b"</p></body></html>",
           "content_type": None, "http_status": 200}
-    assert stage.process(ok) is None and "A real paragraph" in ok["text"]
-    assert ok["extractor"].startswith("trafilatura") and "_payload" not in ok
+    out, reason = run_stage(stage, ok)
+    assert reason is None and "A real paragraph" in out["text"]
+    assert out["extractor"].startswith("trafilatura") and "_payload" not in out
+    assert "_payload" in ok and "text" not in ok  # the input record is left as it was
 
 
 def test_is_html_sniffs_when_content_type_missing():

@@ -13,6 +13,7 @@ import os
 import tempfile
 import zlib
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ouroboros.transforms.io.extract import ExtractConfig, decode_html, extract_text, is_html
@@ -56,6 +57,7 @@ def _check_items(items: list) -> None:
             assert item["source_location"] and item["error_type"] and item["error_message"]
 
 
+@pytest.mark.slow
 @FAST
 @given(lines=st.lists(_json_line, max_size=12), cut=st.floats(0, 1), compress=st.booleans())
 def test_jsonl_reader_never_raises_on_any_lines(lines, cut, compress):

@@ -54,6 +54,7 @@ def two_nights(tmp_path_factory):
     return root, night1, night2
 
 
+@pytest.mark.slow
 def test_second_night_reads_only_the_new_shard_and_dedups_against_the_first(two_nights):
     root, night1, night2 = two_nights
     state = root / "state"
@@ -78,6 +79,7 @@ def test_second_night_reads_only_the_new_shard_and_dedups_against_the_first(two_
     assert not (state / ".lock").exists()
 
 
+@pytest.mark.slow
 def test_a_night_with_nothing_new_exits_0_and_writes_nothing(two_nights, capsys):
     root, _, _ = two_nights
     out, state = root / "night3", root / "state"
@@ -91,6 +93,7 @@ def test_a_night_with_nothing_new_exits_0_and_writes_nothing(two_nights, capsys)
     assert sorted(str(p) for p in state.rglob("*")) == before  # no manifest, index or lock left
 
 
+@pytest.mark.slow
 def test_reprocess_reads_every_shard_again(two_nights, tmp_path):
     root, _, _ = two_nights
     state = tmp_path / "state"
@@ -105,6 +108,7 @@ def test_reprocess_reads_every_shard_again(two_nights, tmp_path):
         [SOURDOUGH["text"][:20]]
 
 
+@pytest.mark.slow
 def test_failed_night_records_nothing_and_its_shards_are_processed_next_time(tmp_path, monkeypatch):
     shards, state = tmp_path / "shards", tmp_path / "state"
     shards.mkdir()
@@ -136,6 +140,7 @@ def test_failed_night_records_nothing_and_its_shards_are_processed_next_time(tmp
     assert _names(_manifest(state, "rerun")) == {"a.jsonl", "b.jsonl"}
 
 
+@pytest.mark.slow
 def test_a_rewritten_shard_is_processed_again(tmp_path, capsys):
     shards, state = tmp_path / "shards", tmp_path / "state"
     shards.mkdir()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from ouroboros.transforms.base import run_stage
 from ouroboros.transforms.quality.langid import LangIdConfig, LanguageID, model_path
 from ouroboros.transforms.quality.model import QualityModel, QualityModelConfig, train_quality
 
@@ -37,29 +38,29 @@ def test_installed_fasttext_both_trains_and_loads_the_shipped_model():
 def test_real_sentences_are_identified(stage, lang):
     hits = 0
     for text in sentences(lang):
-        doc = {"text": text}
-        stage.process(doc)
+        doc, _ = run_stage(stage, {"text": text})
         assert 0.0 <= doc["language_score"] <= 1.0
         hits += doc["language"] == lang
     assert hits >= 45, f"{lang}: {hits}/50"
 
 
 def test_newlines_do_not_break_prediction(stage):
-    doc = {"text": "\n".join(sentences("de", 5))}
-    assert stage.process(doc) is None and doc["language"] == "de"
+    doc, reason = run_stage(stage, {"text": "\n".join(sentences("de", 5))})
+    assert reason is None and doc["language"] == "de"
 
 
 def test_allow_list_and_min_score():
     s = LanguageID(LangIdConfig(languages=("en",), min_score=0.5))
     s.setup()
-    assert s.process({"text": sentences("de", 1)[0]}) == "language_id:language=de"
-    assert s.process({"text": sentences("en", 1)[0]}) is None
-    assert s.process({"text": "   "}) == "language_id:language=null"
-    doc = {"text": "123 456"}  # English by default, with a low probability
-    assert s.process(doc) == f"language_id:language_score={doc['language_score']:.3f}"
+    assert s.process({"text": sentences("de", 1)[0]}).reason == "language_id:language=de"
+    assert s.process({"text": sentences("en", 1)[0]}).reason is None
+    assert s.process({"text": "   "}).reason == "language_id:language=null"
+    doc, reason = run_stage(s, {"text": "123 456"})  # English by default, with a low probability
+    assert reason == f"language_id:language_score={doc['language_score']:.3f}"
     assert doc["language_score"] < 0.5
 
 
+@pytest.mark.slow
 def test_quality_classifier_trains_deterministically_and_separates_labels(tmp_path):
     held_out, majority = DATA / "quality" / "agreement_data.jsonl", DATA / "quality" / "majority_data.jsonl"
     if not majority.exists():
@@ -76,9 +77,8 @@ def test_quality_classifier_trains_deterministically_and_separates_labels(tmp_pa
     b = QualityModel(QualityModelConfig(model_path=str(tmp_path / "b.bin")))
     good, bad, correct = [], [], 0
     for row in test_rows[::2]:
-        da, db = {"text": row["text"]}, {"text": row["text"]}
-        reason = a.process(da)
-        b.process(db)
+        da, reason = run_stage(a, {"text": row["text"]})
+        db, _ = run_stage(b, {"text": row["text"]})
         assert da["quality_model_score"] == pytest.approx(db["quality_model_score"])
         assert (reason is not None) == (da["quality_model_score"] < 0.5)
         (good if row["label"] == 1 else bad).append(da["quality_model_score"])

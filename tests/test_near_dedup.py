@@ -15,7 +15,8 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from ouroboros.transforms.dedup.components import ClusterInfo, UnionFind
 from ouroboros.transforms.dedup.minhash import MinHashConfig, jaccard, normalize, shingles
-from ouroboros.transforms.dedup.near import NearDedup, _BucketEdges, rank_key
+from ouroboros.transforms.dedup.near import NearDedup, _BucketEdges
+from ouroboros.transforms.dedup.representative import representative_key
 from wordfreq import top_n_list
 
 from tests.conftest import SHARED_DATA as DATA
@@ -51,7 +52,7 @@ def _run(docs: list[dict], **kwargs) -> tuple[list[dict], list[dict]]:
         with TestPipeline() as p:
             res = p | beam.Create(docs) | NearDedup(**kwargs)
             for tag in ("kept", "rejected"):
-                _ = (res[tag] | f"List{tag}" >> beam.combiners.ToList()
+                _ = (getattr(res, tag) | f"List{tag}" >> beam.combiners.ToList()
                      | f"Write{tag}" >> beam.Map(_write_json, f"{tmp}/{tag}.json"))
         return tuple(json.loads(Path(f"{tmp}/{t}.json").read_text()) for t in ("kept", "rejected"))
 
@@ -104,7 +105,7 @@ def test_representative_policy_date_then_synthetic_score_then_id():
             _doc("b", words, None, 0.0)]
     kept, _ = _run(docs)
     assert [d["id"] for d in kept] == ["x"]
-    assert rank_key("b", None, None) > rank_key("a", "2020-02-01", 0.0)
+    assert representative_key("b", None, None) > representative_key("a", "2020-02-01", 0.0)
 
 
 def test_empty_short_and_bad_documents():
@@ -145,6 +146,7 @@ def _web_docs_with_planted_duplicates() -> list[dict]:
     return docs
 
 
+@pytest.mark.slow
 def test_real_data_planted_copies_found_and_rerun_is_idempotent():
     docs = _web_docs_with_planted_duplicates()
     kept, rejected = _run(docs)
@@ -155,6 +157,7 @@ def test_real_data_planted_copies_found_and_rerun_is_idempotent():
     assert rejected2 == [] and len(kept2) == len(kept)
 
 
+@pytest.mark.slow
 def test_cross_run_dedup_keeps_the_earlier_runs_document(tmp_path):
     words = _words(5, 300)
     run1 = [_doc("old", words, "2021-01-01"), _doc("old_copy", _edit(words, 0.02, 1), "2021-01-02"),
@@ -173,6 +176,7 @@ def test_cross_run_dedup_keeps_the_earlier_runs_document(tmp_path):
     assert by_id["new_copy"]["dup_cluster_id"] == "old" and by_id["old"]["dup_representative"]
 
 
+@pytest.mark.slow
 def test_cross_run_index_with_other_parameters_is_refused(tmp_path):
     words = _words(8, 200)
     _run([_doc("a", words)], index_out=str(tmp_path / "idx"))
@@ -183,7 +187,7 @@ def test_cross_run_index_with_other_parameters_is_refused(tmp_path):
 # ---------------------------------------------------------------- components and buckets, no Beam
 
 def _node(i: int) -> tuple:
-    return rank_key(f"n{i:06d}", None, None)
+    return representative_key(f"n{i:06d}", None, None)
 
 
 @pytest.mark.parametrize("shape", ["chain", "star", "cliques"])
@@ -217,7 +221,7 @@ def test_hub_with_100k_copies_streams_the_bucket_and_yields_a_star():
 
         def __iter__(self):
             self.passes += 1
-            return ((rank_key(f"d{i:06d}", "2020", None), None) for i in range(self.n))
+            return ((representative_key(f"d{i:06d}", "2020", None), None) for i in range(self.n))
 
     bucket = OnceCountingIterable(100_000)
     dofn = _BucketEdges(MinHashConfig())
@@ -234,9 +238,9 @@ def test_hub_with_100k_copies_streams_the_bucket_and_yields_a_star():
 def test_verification_drops_false_positive_candidates_but_links_the_rest():
     cfg = MinHashConfig(verify_threshold=0.5)
     sig = lambda vals: np.array(vals, dtype=np.uint32).tobytes()
-    centre = (rank_key("a", "2020", None), sig([1] * 10))
-    close = (rank_key("b", "2021", None), sig([1] * 9 + [2]))
-    far1 = (rank_key("c", "2021", None), sig([1] * 2 + [3] * 8))
-    far2 = (rank_key("d", "2021", None), sig([1] * 2 + [3] * 7 + [4]))
+    centre = (representative_key("a", "2020", None), sig([1] * 10))
+    close = (representative_key("b", "2021", None), sig([1] * 9 + [2]))
+    far1 = (representative_key("c", "2021", None), sig([1] * 2 + [3] * 8))
+    far2 = (representative_key("d", "2021", None), sig([1] * 2 + [3] * 7 + [4]))
     edges = list(_BucketEdges(cfg).process(((0, 1), [centre, close, far1, far2])))
     assert {(a[-1], b[-1]) for a, b in edges} == {("a", "b"), ("c", "d")}

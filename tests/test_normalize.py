@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from ouroboros.transforms.base import run_stage
 from ouroboros.transforms.io.normalize import (
     Normalize,
     NormalizeConfig,
@@ -21,8 +22,9 @@ def test_exact_key_folds_case_width_and_whitespace_only():
 
 def test_normalize_stage_fills_hashes_and_rejects_empty_and_oversized():
     stage = Normalize(NormalizeConfig(max_text_chars=100))
-    doc = {"text": "  some text  "}
-    assert stage.process(doc) is None
+    doc, reason = run_stage(stage, {"text": "  some text  "})
+    assert reason is None
     assert doc["text"] == "some text" and len(doc["content_sha256"]) == 64 and doc["exact_hash"]
-    assert stage.process({"text": " \n\t "}).startswith("empty_text")
-    assert stage.process({"text": "x" * 101}) == "max_text_chars:chars=101"
+    assert stage.process({"text": " \n\t "}).reason.startswith("empty_text")
+    too_long = stage.process({"text": "x" * 101})
+    assert too_long.reason == "max_text_chars:chars=101" and too_long.columns["text"] == "x" * 100

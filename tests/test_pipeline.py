@@ -14,6 +14,7 @@ from ouroboros.schemas.record import PROVENANCE_COLUMNS
 from tests.conftest import WEB, read_output, require_data
 
 
+@pytest.mark.slow
 def test_run_over_every_web_shard_accounts_for_every_record(web_run):
     out, stats = web_run
     curated, rejected, errors = (read_output(out, p) for p in ("curated", "rejected", "errors"))
@@ -29,6 +30,7 @@ def test_run_over_every_web_shard_accounts_for_every_record(web_run):
         assert r["reject_stage"] and r["reject_reason"]
 
 
+@pytest.mark.slow
 def test_curated_records_carry_provenance(web_run):
     out, stats = web_run
     curated = read_output(out, "curated")
@@ -47,6 +49,7 @@ def test_curated_records_carry_provenance(web_run):
     assert all(r["extractor"] for r in html)
 
 
+@pytest.mark.slow
 def test_output_loads_with_hf_datasets(web_run):
     import datasets
 
@@ -57,6 +60,7 @@ def test_output_loads_with_hf_datasets(web_run):
     assert {"id", "text", "source_uri", "quality_signals", "provenance_class"} <= set(ds.column_names)
 
 
+@pytest.mark.slow
 def test_two_runs_give_identical_ids_and_curated_set(web_run, tmp_path):
     out1, _ = web_run
     out2 = tmp_path / "second"
@@ -81,6 +85,7 @@ def test_multi_processing_direct_runner_gives_the_same_result(web_run, tmp_path)
         sorted(r["id"] for r in read_output(out1, "curated"))
 
 
+@pytest.mark.slow
 def test_corrupt_shards_become_errors_and_the_run_completes(tmp_path):
     require_data("web")
     shards = tmp_path / "shards"
@@ -113,6 +118,7 @@ def test_corrupt_shards_become_errors_and_the_run_completes(tmp_path):
     assert len(curated) + len(rejected) + len(errors) == stats["input_records"]
 
 
+@pytest.mark.slow
 def test_tag_writes_every_record_and_drops_none(tmp_path):
     require_data("web")
     out = tmp_path / "tag"
@@ -123,6 +129,7 @@ def test_tag_writes_every_record_and_drops_none(tmp_path):
     assert would_drop and all(r["reject_reason"] for r in would_drop)
 
 
+@pytest.mark.slow
 def test_demo_runs_on_the_bundled_corpus(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--output", str(out)]) == 0
@@ -132,6 +139,7 @@ def test_demo_runs_on_the_bundled_corpus(tmp_path, capsys):
     assert stats["rejected_by_stage"]["extract"] == {"http_status": 1, "unsupported_content_type": 1}
 
 
+@pytest.mark.slow
 def test_existing_output_is_not_overwritten_by_accident(tmp_path, capsys):
     require_data("web")
     out = tmp_path / "o"

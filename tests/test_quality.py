@@ -5,35 +5,38 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections import Counter
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ouroboros.schemas.record import QUALITY_SIGNALS
-from ouroboros.transforms.quality import gopher as quality_gopher
+from ouroboros.transforms.base import run_stage
+from ouroboros.transforms.quality import fast as quality_fast
 from ouroboros.transforms.quality import words as quality_words
 from ouroboros.transforms.quality.c4 import (
-    SENTENCE_END,
     C4Config,
-    _is_punct,
     c4_reasons,
+    count_sentences_reference,
+)
+from ouroboros.transforms.quality.fast import (
     c4_signals,
-    count_sentences,
+    fineweb_signals,
+    gopher_quality_signals,
+    gopher_repetition_signals,
 )
 from ouroboros.transforms.quality.filters import Quality, QualityConfig, quality_signals_and_reasons
-from ouroboros.transforms.quality.fineweb import FineWebConfig, fineweb_reasons, fineweb_signals
+from ouroboros.transforms.quality.fineweb import FineWebConfig, fineweb_reasons
 from ouroboros.transforms.quality.gopher import (
     GOPHER_STOP_WORDS_EN,
     GopherQualityConfig,
     GopherRepetitionConfig,
+    duplicated_ngram_chars,
     gopher_quality_reasons,
-    gopher_quality_signals,
     gopher_repetition_reasons,
-    gopher_repetition_signals,
-    split_words,
+    top_ngram_chars,
 )
-from ouroboros.transforms.quality.words import exceptions
+from ouroboros.transforms.quality.sentences import count_sentences
+from ouroboros.transforms.quality.words import exceptions, split_words
 
 from tests.conftest import SHARED_DATA as DATA
 
@@ -119,26 +122,13 @@ def test_count_sentences_follows_spacy_sentencizer(line, expected):
 
 
 def _reference_repetition(words: list[str], n_chars: int) -> dict[str, float | None]:
-    """Rae et al.'s n-gram rules written plainly (as datatrove does), to check the fast version."""
+    """The n-gram signals by the reference definitions of gopher.py (as datatrove computes them)."""
     out: dict[str, float | None] = {}
     for n in (2, 3, 4):
-        grams = [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
-        if grams:
-            gram, times = Counter(grams).most_common(1)[0]
-            out[f"top_{n}gram_char_frac"] = len(gram) * times / n_chars
-        else:
-            out[f"top_{n}gram_char_frac"] = None
+        chars = top_ngram_chars(words, n)
+        out[f"top_{n}gram_char_frac"] = None if chars is None else chars / n_chars
     for n in range(5, 11):
-        seen, idx, total = set(), 0, 0
-        while idx < len(words) - n + 1:
-            gram = tuple(words[idx:idx + n])
-            if gram in seen:
-                total += sum(map(len, gram))
-                idx += n
-            else:
-                seen.add(gram)
-                idx += 1
-        out[f"dup_{n}gram_char_frac"] = total / n_chars
+        out[f"dup_{n}gram_char_frac"] = duplicated_ngram_chars(words, n) / n_chars
     return out
 
 
@@ -159,12 +149,12 @@ def test_ngram_levels_in_numpy_and_in_python_equal_the_plain_definition(words, s
     """Long, very repetitive word lists (deep n-gram levels), each level grouped by numpy's sort
     (small_level=0) or by the plain-Python path used for levels with few keys (10**9)."""
     text = " ".join(words)
-    saved = quality_gopher._SMALL_LEVEL
-    quality_gopher._SMALL_LEVEL = small_level
+    saved = quality_fast._SMALL_LEVEL
+    quality_fast._SMALL_LEVEL = small_level
     try:
         signals = gopher_repetition_signals(text, words)
     finally:
-        quality_gopher._SMALL_LEVEL = saved
+        quality_fast._SMALL_LEVEL = saved
     expected = _reference_repetition(words, len(text))
     assert {k: signals[k] for k in expected} == expected
 
@@ -172,16 +162,16 @@ def test_ngram_levels_in_numpy_and_in_python_equal_the_plain_definition(words, s
 def test_word_table_restarting_between_documents_changes_nothing():
     text = "The cat sat on the mat, and the dog -- a big one -- sat with the cat. " * 5
     expected = gopher_quality_signals(text, split_words(text), GOPHER_STOP_WORDS_EN)
-    saved = quality_gopher._WordTable.limit
-    quality_gopher._WordTable.limit = 3  # the table starts again before nearly every document
+    saved = quality_fast._WordTable.limit
+    quality_fast._WordTable.limit = 3  # the table starts again before nearly every document
     try:
         for _ in range(3):
             words = split_words(text)
             assert gopher_quality_signals(text, words, GOPHER_STOP_WORDS_EN) == expected
             assert gopher_repetition_signals(text, words) == gopher_repetition_signals(
-                text, list(words), ids=quality_gopher.word_ids(words))
+                text, list(words), ids=quality_fast.word_ids(words))
     finally:
-        quality_gopher._WordTable.limit = saved
+        quality_fast._WordTable.limit = saved
 
 
 
@@ -193,13 +183,13 @@ def test_threads_sharing_the_caches_get_the_same_signals():
              for i in range(40)]
     cfg = QualityConfig(language_aware=False)
     expected = [quality_signals_and_reasons(t, None, cfg) for t in texts]
-    saved = quality_gopher._WordTable.limit
-    quality_gopher._WordTable.limit = 100  # tables start again often, mid-way through others' work
+    saved = quality_fast._WordTable.limit
+    quality_fast._WordTable.limit = 100  # tables start again often, mid-way through others' work
     try:
         with ThreadPoolExecutor(4) as pool:
             got = list(pool.map(lambda t: quality_signals_and_reasons(t, None, cfg), texts * 5))
     finally:
-        quality_gopher._WordTable.limit = saved
+        quality_fast._WordTable.limit = saved
     assert got == expected * 5
 
 def _reference_tokens(chunk: str) -> tuple[str, ...]:
@@ -226,31 +216,10 @@ def test_chunk_fast_paths_on_examples(chunk):
     assert quality_words.tokenize_chunk(chunk) == _reference_tokens(chunk)
 
 
-def _reference_sentences(line: str) -> int:
-    """spaCy's sentencizer rule over the line's tokens, token by token."""
-    import re
-
-    tokens: list[str] = []
-    for k, piece in enumerate(p for p in re.split(r"(\s+)", line) if p):
-        if piece.isspace():
-            if piece != " " or (k == 0):
-                tokens.append(piece)
-        else:
-            tokens += quality_words.tokenize_chunk(piece)
-    count, seen_end = 1, False
-    for tok in tokens:
-        if tok in SENTENCE_END:
-            seen_end = True
-        elif seen_end and not _is_punct(tok):
-            count += 1
-            seen_end = False
-    return count
-
-
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet="ab A.!?…\"()e.g𝐀。\u00a0\U00011047", min_size=1, max_size=30))
 def test_count_sentences_equals_the_token_by_token_rule(line):
-    assert count_sentences(line) == _reference_sentences(line)
+    assert count_sentences(line) == count_sentences_reference(line)
 
 
 # --- Gopher quality -----------------------------------------------------------------------------
@@ -468,14 +437,13 @@ def test_fineweb_list_ratio_boundary():
 # --- the stage ------------------------------------------------------------------------------------
 
 def test_stage_fills_every_signal_and_rejects_with_first_reason():
-    doc = {"text": "too short", "language": "en"}
-    reason = Quality().process(doc)
+    doc, reason = run_stage(Quality(), {"text": "too short", "language": "en"})
     assert set(doc["quality_signals"]) == {n for n, _ in QUALITY_SIGNALS}
     assert doc["quality_pass"] is False and reason == doc["quality_reasons"][0]
     assert reason.startswith("gopher_quality:n_words=2")
-    tag_only = {"text": "too short", "language": "en"}
-    assert Quality(QualityConfig(filter=False)).process(tag_only) is None
-    assert tag_only["quality_pass"] is False
+    tag_only, reason = run_stage(Quality(QualityConfig(filter=False)),
+                                 {"text": "too short", "language": "en"})
+    assert reason is None and tag_only["quality_pass"] is False
 
 
 # --- real non-English documents -------------------------------------------------------------------

@@ -178,7 +178,7 @@ def _run(docs, cfg, options=None):
             out = p | beam.Create(docs) | StratifiedSample(cfg)
             for tag in ("kept", "rejected"):
                 _ = (
-                    out[tag]
+                    getattr(out, tag)
                     | f"Proj{tag}"
                     >> beam.Map(
                         lambda d: json.dumps(
@@ -215,6 +215,7 @@ def floor_cap_3pct(corpus):
     return cfg, _run(corpus, cfg)
 
 
+@pytest.mark.slow
 def test_every_record_is_kept_or_rejected_with_a_reason(corpus, floor_cap_3pct):
     _, res = floor_cap_3pct
     kept, rejected = {r[0] for r in res["kept"]}, {r[0] for r in res["rejected"]}
@@ -225,6 +226,7 @@ def test_every_record_is_kept_or_rejected_with_a_reason(corpus, floor_cap_3pct):
     assert all(r[4] is None for r in res["rejected"])
 
 
+@pytest.mark.slow
 def test_floor_and_cap_keeps_every_stratum_at_three_percent(corpus, floor_cap_3pct):
     _, res = floor_cap_3pct
     strata_in = {f"language={d['language']}" for d in corpus}
@@ -232,6 +234,7 @@ def test_floor_and_cap_keeps_every_stratum_at_three_percent(corpus, floor_cap_3p
     assert {r[1] for r in res["kept"]} == strata_in
 
 
+@pytest.mark.slow
 def test_budget_is_respected(corpus, floor_cap_3pct):
     """Exact-size strata hit their rounded quota (every stratum is exact-size at this budget)."""
     _, res = floor_cap_3pct
@@ -239,6 +242,7 @@ def test_budget_is_respected(corpus, floor_cap_3pct):
     assert abs(len(res["kept"]) - budget) <= 1.0  # every stratum is exact-size here
 
 
+@pytest.mark.slow
 def test_bernoulli_budget_and_weights_reproduce_population_counts(corpus):
     cfg = SamplingConfig(
         enabled=True, policy="temperature", budget_fraction=0.3, exact_max=5, seed=3
@@ -260,6 +264,7 @@ def test_bernoulli_budget_and_weights_reproduce_population_counts(corpus):
             assert est[stratum] == pytest.approx(n)
 
 
+@pytest.mark.slow
 def test_exact_size_weights_reproduce_each_population_exactly(corpus, floor_cap_3pct):
     _, res = floor_cap_3pct
     est: dict[str, float] = {}
@@ -270,6 +275,7 @@ def test_exact_size_weights_reproduce_each_population_exactly(corpus, floor_cap_
     assert all(est[s] == pytest.approx(pop[s]) for s in est)
 
 
+@pytest.mark.slow
 def test_single_stratum_corpus_samples_uniformly(corpus):
     cfg = SamplingConfig(
         enabled=True, policy="floor_and_cap", keys=(), budget_fraction=0.2, exact_max=0
@@ -280,6 +286,7 @@ def test_single_stratum_corpus_samples_uniformly(corpus):
     assert {r[1] for r in res["kept"]} == {"all"}
 
 
+@pytest.mark.slow
 def test_deterministic_across_runs_and_worker_counts(corpus, floor_cap_3pct):
     cfg, first = floor_cap_3pct
     again = _run(corpus, cfg)
@@ -358,10 +365,9 @@ def test_assign_topics_in_beam_matches_the_pure_fit():
     model = fit_topic_model([t for _, _, t in sample], cfg)
     with tempfile.TemporaryDirectory() as tmp:
         with beam.Pipeline() as p:
+            topics = p | beam.Create(docs) | AssignTopics(cfg)
             _ = (
-                p
-                | beam.Create(docs)
-                | AssignTopics(cfg)
+                topics.kept
                 | beam.Map(lambda d: json.dumps([d["id"], d["topic"]]))
                 | beam.io.WriteToText(f"{tmp}/t", shard_name_template="")
             )

@@ -20,6 +20,9 @@ def test_readme_column_tables_are_generated_from_the_schema():
     text = README.read_text()
     assert markdown_table() in text, "README column table is stale: run `ouroboros schema`"
     assert signals_table() in text, "README quality-signal table is stale"
+    from ouroboros.schemas.readme import rules_table
+
+    assert rules_table() in text, "README quality-rule table is stale: python -m ouroboros.schemas.readme"
 
 
 def test_conform_fills_missing_columns_and_drops_transient_keys():

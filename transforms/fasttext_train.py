@@ -30,7 +30,7 @@ def train_supervised(input_path: str, output_path: str, params: dict[str, Any],
     failures: list[str] = []
     for attempt in range(retries):
         proc = subprocess.run([sys.executable, "-c", _SCRIPT, input_path, output_path,
-                               json.dumps(params)], capture_output=True, text=True)
+                               json.dumps(params)], capture_output=True, text=True, check=False)
         if proc.returncode == 0:
             return failures
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]

@@ -11,7 +11,7 @@ hub is 100k nodes, whatever the number of bands that found it. At ~300 bytes per
 by label propagation (the rest of the pipeline only consumes ``(id, ClusterInfo)`` pairs).
 
 A node is a document id with its rank (the representative-policy sort key, see
-``near_dedup.rank_key``); a component's representative is its member with the smallest rank,
+``representative.representative_key``); a component's representative is its member with the smallest rank,
 whatever the union order, so the result is deterministic.
 """
 

@@ -13,10 +13,10 @@ Flow (labels as in the graph):
   Components union-find over the edges (``components.py``: memory bounded by duplicated docs)
   Join       documents <- their cluster (CoGroupByKey on id) -> kept / rejected, index rows
 
-Representative policy (``rank_key``): earlier runs' documents first (tier 0); then the earliest
-``crawl_date`` (ISO strings compare in time order; missing dates last); then the lowest
-``synthetic_score`` (missing = +inf); then the smallest id. A cluster's id is its representative's
-id, and its size counts every member, including earlier runs' documents.
+Representative policy: ``representative.representative_key``, shared with exact dedup (earlier
+runs' documents first, then the earliest ``crawl_date``, the lowest ``synthetic_score``, the
+smallest id). A cluster's id is its representative's id, and its size counts every member,
+including earlier runs' documents.
 
 Bad input: empty texts (and, with ``short_text="skip"``, texts of fewer words than the shingle
 size) get no signature and are kept as their own cluster of size 1; short texts otherwise form a
@@ -30,7 +30,6 @@ and never num_perm x shingles.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -47,8 +46,10 @@ from ouroboros.transforms.base import (
     KEPT,
     METRICS_NAMESPACE,
     REJECTED,
-    error_record,
-    reject,
+    StageOutputs,
+    document_error,
+    rejected,
+    text_units,
 )
 from ouroboros.transforms.dedup.components import ClusterInfo, ConnectedComponents, Rank
 from ouroboros.transforms.dedup.minhash import (
@@ -57,10 +58,14 @@ from ouroboros.transforms.dedup.minhash import (
     estimated_jaccard,
     signatures,
 )
+from ouroboros.transforms.dedup.representative import (
+    NEW_TIER,
+    PRIOR_TIER,
+    representative_key,
+    score_value,
+)
 
 STAGE = "near_dedup"
-NEW_TIER, PRIOR_TIER = 1, 0
-_NO_DATE = "\U0010ffff"  # sorts after every real date string
 
 INDEX_SCHEMA = pa.schema([
     pa.field("id", pa.string()),
@@ -74,20 +79,6 @@ INDEX_SCHEMA = pa.schema([
 
 def _counter(name: str) -> Any:
     return Metrics.counter(METRICS_NAMESPACE, f"{STAGE}.{name}")
-
-
-def _score(value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return math.inf
-    return math.inf if math.isnan(v) else v
-
-
-def rank_key(doc_id: str, crawl_date: Any, synthetic_score: Any, tier: int = NEW_TIER) -> Rank:
-    """Sort key of the representative policy: smaller is kept."""
-    date = crawl_date if isinstance(crawl_date, str) and crawl_date else _NO_DATE
-    return (tier, date, _score(synthetic_score), doc_id)
 
 
 class _Sign(beam.DoFn):
@@ -108,11 +99,10 @@ class _Sign(beam.DoFn):
             self._in.inc()
             text = doc.get("text")
             if not doc.get("id") or not (text is None or isinstance(text, str)):
-                yield pvalue.TaggedOutput(ERRORS, error_record(
-                    doc.get("source_uri") or "", doc.get("source_format") or "",
-                    f"record:{doc.get('source_record_id')}", STAGE,
+                yield pvalue.TaggedOutput(ERRORS, document_error(
+                    doc, STAGE,
                     "document without id" if not doc.get("id") else f"text is {type(text).__name__}",
-                    error_type="bad_document", record_id=doc.get("id"), run_id=doc.get("run_id")))
+                    error_type="bad_document"))
             else:
                 good.append(doc)
         if not good:
@@ -125,10 +115,7 @@ class _Sign(beam.DoFn):
                 try:
                     signed += self._sign([doc])
                 except Exception as exc:  # noqa: BLE001 - hostile input must not crash the run
-                    yield pvalue.TaggedOutput(ERRORS, error_record(
-                        doc.get("source_uri") or "", doc.get("source_format") or "",
-                        f"record:{doc.get('source_record_id')}", STAGE, exc,
-                        record_id=doc.get("id"), run_id=doc.get("run_id")))
+                    yield pvalue.TaggedOutput(ERRORS, document_error(doc, STAGE, exc))
         yield from signed
 
     def _sign(self, good: list[dict[str, Any]]) -> list[tuple]:
@@ -145,17 +132,11 @@ class _Sign(beam.DoFn):
         return out
 
 
-def _text_units(doc: dict[str, Any]) -> int:
-    """Batch weight of a document: one unit per 2,048 characters (at least one)."""
-    text = doc.get("text")
-    return max(1, len(text) // 2048) if isinstance(text, str) else 1
-
-
 def _band_entries(kv: tuple[str, tuple], keep_sig: bool) -> Iterable[tuple[tuple[int, int], tuple]]:
     doc_id, (doc, bands, sig) = kv
     if bands is None:
         return
-    rank = rank_key(doc_id, doc.get("crawl_date"), doc.get("synthetic_score"))
+    rank = representative_key(doc_id, doc.get("crawl_date"), doc.get("synthetic_score"))
     member = (rank, sig if keep_sig else None)
     for i, h in enumerate(bands):
         yield (i, h), member
@@ -181,7 +162,7 @@ class _ReadIndex(beam.DoFn):
                 rows = batch.select(["id", "crawl_date", "synthetic_score", "bands", "signature"])
                 for doc_id, date, score, bands, sig in zip(*(c.to_pylist() for c in rows.columns)):
                     self._docs.inc()
-                    member = (rank_key(doc_id, date, score, PRIOR_TIER), sig if self._keep_sig else None)
+                    member = (representative_key(doc_id, date, score, PRIOR_TIER), sig if self._keep_sig else None)
                     for i, h in enumerate(bands):
                         yield (i, h), member
 
@@ -251,30 +232,28 @@ class _Decide(beam.DoFn):
         for doc, bands, sig in joined["doc"]:
             info = infos[0] if infos else ClusterInfo(doc_id, 1, NEW_TIER)
             is_rep = info.representative == doc_id
-            doc["dup_cluster_id"] = info.representative
-            doc["dup_cluster_size"] = info.size
-            doc["dup_representative"] = is_rep
+            doc = {**doc, "dup_cluster_id": info.representative, "dup_cluster_size": info.size,
+                   "dup_representative": is_rep}
             if not is_rep:
-                reason = f"near_duplicate_of:{info.representative}"
+                doc = rejected(doc, STAGE, f"near_duplicate_of:{info.representative}", self._drop)
                 if info.representative_tier == PRIOR_TIER:
                     self._prior.inc()
                 self._dropped.inc()
                 if self._drop:
-                    yield pvalue.TaggedOutput(REJECTED, reject(doc, STAGE, reason))
+                    yield pvalue.TaggedOutput(REJECTED, doc)
                     continue
-                if not doc.get("reject_stage"):
-                    reject(doc, STAGE, reason)
             self._kept.inc()
             if self._params is not None and is_rep and bands is not None:
                 yield pvalue.TaggedOutput(self.INDEX, {
                     "id": doc_id, "crawl_date": doc.get("crawl_date"),
-                    "synthetic_score": _score(doc.get("synthetic_score")),
+                    "synthetic_score": score_value(doc.get("synthetic_score")),
                     "bands": list(bands), "signature": sig, "index_params": self._params})
             yield doc
 
 
 class NearDedup(beam.PTransform):
-    """Documents -> ``kept`` (main, annotated), ``rejected`` (near duplicates), ``errors``.
+    """Documents -> ``StageOutputs``: ``kept`` (annotated), ``rejected`` (near duplicates),
+    ``errors`` (documents that cannot be signed).
 
     ``index_out``: directory to write the band index of the kept documents to (Parquet,
     ``minhash-index-*.parquet``). ``index_in``: globs of earlier runs' index files; new documents
@@ -293,12 +272,12 @@ class NearDedup(beam.PTransform):
         self._index_in = tuple(index_in)
         self._max_batch = max_batch_size
 
-    def expand(self, docs: Any) -> Any:
+    def expand(self, docs: Any) -> StageOutputs:
         cfg = self._cfg
         keep_sig = cfg.verify_threshold is not None
         signed = (docs
                   | "Batch" >> beam.BatchElements(  # batches of at most ~1M characters
-                      min_batch_size=1, max_batch_size=self._max_batch, element_size_fn=_text_units)
+                      min_batch_size=1, max_batch_size=self._max_batch, element_size_fn=text_units)
                   | "Sign" >> beam.ParDo(_Sign(cfg)).with_outputs(ERRORS, main="signed"))
         entries = signed.signed | "Bands" >> beam.FlatMap(_band_entries, keep_sig)
         if self._index_in:
@@ -322,17 +301,4 @@ class NearDedup(beam.PTransform):
                  | "WriteIndex" >> beam.io.WriteToParquet(
                      self._index_out.rstrip("/") + "/minhash-index", INDEX_SCHEMA,
                      file_name_suffix=".parquet"))
-        return _Result(decided[KEPT], decided[REJECTED], signed[ERRORS])
-
-
-class _Result(dict):
-    """Tagged result like ``ApplyStage``'s: ``result.kept``/``result["rejected"]``/``.errors``."""
-
-    def __init__(self, kept: Any, rejected: Any, errors: Any):
-        super().__init__({KEPT: kept, REJECTED: rejected, ERRORS: errors})
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError as exc:
-            raise AttributeError(name) from exc
+        return StageOutputs(decided[KEPT], decided[REJECTED], signed[ERRORS])

@@ -17,11 +17,12 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib.metadata import version
 from typing import Annotated, Any, Literal
 
-from ouroboros.transforms.base import StrictModel
+from ouroboros.transforms.base import DocumentStage, StrictModel, Verdict
 from ouroboros.transforms.io.limits import LimitExceeded, binary_kind, html_depth
 from pydantic import Field
 
@@ -116,11 +117,14 @@ def extractor_name(engine: str) -> str:
     return f"{engine} {version(engine)}"
 
 
-class Extract:
+class Extract(DocumentStage):
     """Turns a WARC payload into text; binary and non-HTML payloads, error statuses and pages
-    beyond the size, depth or time limits are rejected with the limit's name."""
+    beyond the size, depth or time limits are rejected with the limit's name. The raw payload
+    (``_payload``) is used up: no output record carries it."""
 
     name = "extract"
+    consumes = ("_payload",)
+    batch_size = 8  # payloads are up to max_html_bytes each
 
     def __init__(self, config: ExtractConfig):
         self.config = config
@@ -141,10 +145,27 @@ class Extract:
             self._worker.stop()
             self._worker = None
 
-    def process(self, doc: dict[str, Any]) -> str | None:
-        payload = doc.pop("_payload", None)
+    def process(self, doc: Mapping[str, Any]) -> Verdict:
+        payload = doc.get("_payload")
         if payload is None:
-            return None  # already text (WET, JSONL, Parquet, HF)
+            return Verdict({})  # already text (WET, JSONL, Parquet, HF)
+        reason = self._refuse(doc, payload)
+        if reason is not None:
+            return Verdict({}, reason)
+        html = decode_html(payload, doc.get("content_type"))
+        if self.config.max_seconds_per_page > 0:
+            if self._worker is None:
+                self.setup()
+            try:
+                text = self._worker.extract(html, self.config.max_seconds_per_page)
+            except LimitExceeded as exc:
+                return Verdict({}, f"max_seconds_per_page:seconds={exc.value:.1f}")
+        else:
+            text = extract_text(html, self.config)
+        return Verdict({"text": text, "extractor": extractor_name(self.config.engine)})
+
+    def _refuse(self, doc: Mapping[str, Any], payload: bytes) -> str | None:
+        """Why a payload is not extracted (status, type, size, depth), checked before parsing."""
         status = doc.get("http_status")
         if status is not None and status not in self.config.accept_status:
             return f"http_status:status={status}"
@@ -158,17 +179,6 @@ class Extract:
         depth = html_depth(payload, self.config.max_html_depth)
         if depth > self.config.max_html_depth:
             return f"max_html_depth:depth>{self.config.max_html_depth}"
-        html = decode_html(payload, doc.get("content_type"))
-        if self.config.max_seconds_per_page > 0:
-            if self._worker is None:
-                self.setup()
-            try:
-                doc["text"] = self._worker.extract(html, self.config.max_seconds_per_page)
-            except LimitExceeded as exc:
-                return f"max_seconds_per_page:seconds={exc.value:.1f}"
-        else:
-            doc["text"] = extract_text(html, self.config)
-        doc["extractor"] = extractor_name(self.config.engine)
         return None
 
 

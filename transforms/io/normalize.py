@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from ouroboros.transforms.base import StrictModel
+from ouroboros.transforms.base import DocumentStage, StrictModel, Verdict
 from pydantic import Field, model_validator
 
 
@@ -54,23 +55,23 @@ def exact_dedup_key(text: str) -> str:
     return sha256_hex(folded)[:32]
 
 
-class Normalize:
+class Normalize(DocumentStage):
     """Normalizes `text`, fills `content_sha256` and `exact_hash`; rejects empty or oversized texts."""
 
     name = "normalize"
+    batch_size = 256
 
     def __init__(self, config: NormalizeConfig):
         self.config = config
 
-    def process(self, doc: dict[str, Any]) -> str | None:
+    def process(self, doc: Mapping[str, Any]) -> Verdict:
         text = doc.get("text") or ""
-        if len(text) > self.config.max_text_chars:
-            doc["text"] = text[: self.config.max_text_chars]  # keep the rejected row readable
-            return f"max_text_chars:chars={len(text)}"
+        if len(text) > self.config.max_text_chars:  # cut: keep the rejected row readable
+            return Verdict({"text": text[: self.config.max_text_chars]},
+                           f"max_text_chars:chars={len(text)}")
         text = normalize_text(text, self.config.unicode_form)
-        doc["text"] = text
-        doc["content_sha256"] = sha256_hex(text)
-        doc["exact_hash"] = exact_dedup_key(text)
+        columns = {"text": text, "content_sha256": sha256_hex(text),
+                   "exact_hash": exact_dedup_key(text)}
         if len(text) < self.config.min_text_chars:
-            return f"empty_text:chars={len(text)}"
-        return None
+            return Verdict(columns, f"empty_text:chars={len(text)}")
+        return Verdict(columns)

@@ -21,29 +21,29 @@ default; bench/quality_vs_datatrove.py uses that mode to compare decisions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
 from ouroboros.schemas.record import QUALITY_SIGNALS
-from ouroboros.transforms.base import StrictModel
-from ouroboros.transforms.quality.c4 import C4Config, c4_reasons, c4_signals
-from ouroboros.transforms.quality.fineweb import (
-    FineWebConfig,
-    fineweb_reasons,
+from ouroboros.transforms.base import DocumentStage, StrictModel, Verdict
+from ouroboros.transforms.quality import rules
+from ouroboros.transforms.quality.c4 import C4Config
+from ouroboros.transforms.quality.fast import (
+    c4_signals,
     fineweb_signals,
+    gopher_quality_signals,
+    gopher_repetition_signals,
     non_blank_lines,
+    word_ids,
 )
+from ouroboros.transforms.quality.fineweb import FineWebConfig
 from ouroboros.transforms.quality.gopher import (
     GOPHER_STOP_WORDS_EN,
     GopherQualityConfig,
     GopherRepetitionConfig,
-    gopher_quality_reasons,
-    gopher_quality_signals,
-    gopher_repetition_reasons,
-    gopher_repetition_signals,
-    split_words,
-    word_ids,
 )
+from ouroboros.transforms.quality.words import split_words
 from pydantic import Field
 
 # Languages (lid.176 codes) written without spaces between words.
@@ -84,12 +84,18 @@ def stop_words_for(language: str, n: int = 8) -> frozenset[str] | None:
     return frozenset(wordfreq.top_n_list(language, n))
 
 
+# The words of languages written without spaces are whole phrases: these signals are left null.
+WORD_SIGNALS = ("n_words", "mean_word_length", "alpha_words_ratio", "stop_words_count")
+
+
 def quality_signals_and_reasons(text: str, language: str | None,
                                 cfg: QualityConfig) -> tuple[dict[str, float | None], list[str]]:
-    """All enabled rule families over one text: (signals keyed by QUALITY_SIGNALS, failing rules)."""
+    """All enabled rule families over one text: (signals keyed by QUALITY_SIGNALS, failing rules).
+
+    The signals come from the fast paths (``fast.py``), sharing one word split, one word table and
+    one line split; each family's rule table (``rules.py``) turns them into reasons."""
     lang = (language or cfg.default_language) if cfg.language_aware else "en"
     spaced = lang not in NO_SPACE_LANGUAGES
-    # The structures several families need, computed once: words and their numbers, lines.
     words = split_words(text)
     ids = word_ids(words)
     line_parts = text.split("\n")
@@ -98,53 +104,45 @@ def quality_signals_and_reasons(text: str, language: str | None,
     signals: dict[str, float | None] = dict.fromkeys(SIGNAL_NAMES)
     signals["n_chars"] = float(len(text))
     signals["n_lines"] = float(len(lines))
-    reasons: list[str] = []
-
-    gq = cfg.gopher_quality
-    if gq.enabled:
+    families: list[tuple[str, Any, dict[str, float | None]]] = []
+    if cfg.gopher_quality.enabled:
         stops = stop_words_for(lang, cfg.stop_words_per_language)
         s = gopher_quality_signals(text, words, stops, ids=ids, lines=all_lines)
-        skip = () if spaced else ("n_words", "mean_word_length", "alpha_words_ratio",
-                                  "stop_words_count")
-        for key in skip:
-            s[key] = None
+        if not spaced:
+            s.update(dict.fromkeys(WORD_SIGNALS))
+        families.append(("gopher_quality", cfg.gopher_quality, s))
+    if cfg.gopher_repetition.enabled:
+        families.append(("gopher_repetition", cfg.gopher_repetition, gopher_repetition_signals(
+            text, words, ngrams=spaced, ids=ids, line_parts=line_parts)))
+    if cfg.c4.enabled and (not cfg.c4.languages or lang in cfg.c4.languages):
+        families.append(("c4", cfg.c4, c4_signals(text, cfg.c4, lines=all_lines)))
+    if cfg.fineweb.enabled:
+        families.append(("fineweb", cfg.fineweb, fineweb_signals(
+            text, len(words) if spaced else None, cfg.fineweb, lines=lines)))
+    reasons: list[str] = []
+    for family, family_cfg, s in families:
         signals.update(s)
-        reasons += gopher_quality_reasons(s, gq, skip=skip)
-    gr = cfg.gopher_repetition
-    if gr.enabled:
-        s = gopher_repetition_signals(text, words, ngrams=spaced, ids=ids,
-                                      line_parts=line_parts)
-        signals.update(s)
-        reasons += gopher_repetition_reasons(s, gr)
-    c4 = cfg.c4
-    if c4.enabled and (not c4.languages or lang in c4.languages):
-        s = c4_signals(text, c4, lines=all_lines)
-        signals.update(s)
-        reasons += c4_reasons(s, c4)
-    fw = cfg.fineweb
-    if fw.enabled:
-        s = fineweb_signals(text, len(words) if spaced else None, fw, lines=lines)
-        signals.update(s)
-        reasons += fineweb_reasons(s, fw)
+        reasons += rules.judge(rules.RULES[family], s, family_cfg)
     return signals, reasons
 
 
 def clear_caches() -> None:
     """Forget the per-chunk and per-word caches (a fresh worker's state; used by the benchmark).
     The word table is per thread: this clears the calling thread's."""
-    from ouroboros.transforms.quality import c4 as quality_c4
-    from ouroboros.transforms.quality import gopher as quality_gopher
+    from ouroboros.transforms.quality import fast, sentences
     from ouroboros.transforms.quality import words as quality_words
 
     quality_words._CACHE.clear()
-    quality_gopher._table().clear()
-    quality_c4._CLASSES.clear()
+    fast._table().clear()
+    sentences._CLASSES.clear()
 
 
-class Quality:
-    """Per-document stage: fills quality_signals, quality_pass, quality_reasons."""
+class Quality(DocumentStage):
+    """Per-document stage: fills quality_signals, quality_pass, quality_reasons; with ``filter``
+    on, rejects with the first failing rule."""
 
     name = "quality"
+    batch_size = 256
 
     def __init__(self, config: QualityConfig | None = None):
         self.config = config or QualityConfig()
@@ -154,12 +152,9 @@ class Quality:
         for lang in ("en", "de", "fr", "es"):
             stop_words_for(lang, self.config.stop_words_per_language)
 
-    def process(self, doc: dict[str, Any]) -> str | None:
+    def process(self, doc: Mapping[str, Any]) -> Verdict:
         signals, reasons = quality_signals_and_reasons(doc.get("text") or "", doc.get("language"),
                                                        self.config)
-        doc["quality_signals"] = signals
-        doc["quality_pass"] = not reasons
-        doc["quality_reasons"] = reasons
-        if reasons and self.config.filter:
-            return reasons[0]
-        return None
+        columns = {"quality_signals": signals, "quality_pass": not reasons,
+                   "quality_reasons": reasons}
+        return Verdict(columns, reasons[0] if reasons and self.config.filter else None)

@@ -8,15 +8,27 @@ of characters in duplicated lines and the share of lines of at most 30 character
 0.3 newlines per word. The defaults are the released pipeline's values (0.12, 0.01, 0.67, 0.3), so that
 a page is judged as FineWeb judged it. The rules are script-agnostic (terminal punctuation is any Unicode
 Sentence_Terminal mark) except the newline-per-word ratio, which needs words separated by spaces.
+
+``fineweb_reference`` applies the rules as released, top to bottom; the pipeline computes the same
+signals with ``fast.fineweb_signals`` and judges them with ``rules.FINEWEB_RULES``, and a test holds
+both to the same decisions on real documents.
 """
 
 from __future__ import annotations
 
-from itertools import compress
-from typing import Any
+from collections.abc import Mapping
 
 from ouroboros.transforms.base import StrictModel
-from ouroboros.transforms.quality.gopher import TERMINAL_PUNCTUATION_TUPLE, _fmt, find_duplicates
+from ouroboros.transforms.quality.gopher import TERMINAL_PUNCTUATION_TUPLE, duplicates
+from ouroboros.transforms.quality.rules import (
+    FINEWEB_RULES,
+    above,
+    below,
+    format_value,
+    judge,
+    ratio,
+)
+from ouroboros.transforms.quality.words import split_words
 from pydantic import Field
 
 
@@ -35,47 +47,35 @@ class FineWebConfig(StrictModel):
     new_line_ratio: float | None = Field(0.3, ge=0, description="newlines per word above this: drop")
 
 
-def fineweb_signals(text: str, n_words: int | None, cfg: FineWebConfig, *,
-                    lines: list[str] | None = None) -> dict[str, float | None]:
-    """FineWeb signal values; ``n_words`` is all tokens (None leaves list_ratio null).
+def fineweb_reasons(signals: Mapping[str, float | None], cfg: FineWebConfig) -> list[str]:
+    """The failing FineWeb rules (``rules.FINEWEB_RULES``)."""
+    return judge(FINEWEB_RULES, signals, cfg)
 
-    ``lines`` (``non_blank_lines(text)``) may be passed in when the caller already has them.
-    """
-    if lines is None:
-        lines = non_blank_lines(text.split("\n"))
+
+def fineweb_reference(text: str, cfg: FineWebConfig) -> list[str]:
+    """FineWeb's filters over one document, as the released pipeline applies them."""
+    lines = [line for line in text.split("\n") if line.strip()]
     if not lines:
-        return {}
-    n = len(lines)
-    short = cfg.short_line_length
-    chars = len(text) - text.count("\n")
-    return {
-        "line_punct_ratio": sum(1 for ln in lines if ln.endswith(TERMINAL_PUNCTUATION_TUPLE)) / n,
-        "short_line_ratio": sum(1 for ln in lines if len(ln) <= short) / n,
-        "dup_line_char_ratio_fw": find_duplicates(lines)[1] / chars if chars else 0.0,
-        "list_ratio": text.count("\n") / n_words if n_words else None,
-    }
-
-
-def non_blank_lines(parts: list[str]) -> list[str]:
-    """The pieces of ``text.split("\\n")`` that hold more than whitespace (FineWeb's lines)."""
-    return list(compress(parts, map(str.strip, parts)))
-
-
-def fineweb_reasons(s: dict[str, Any], cfg: FineWebConfig) -> list[str]:
-    if not s:
         return ["fineweb:n_lines=0"]
-    out = []
-    v = s["line_punct_ratio"]
-    if cfg.line_punct_thr is not None and v < cfg.line_punct_thr and not (
-            v == 0 and cfg.line_punct_exclude_zero):
-        out.append(f"fineweb:line_punct_ratio={_fmt(v)}")
-    v = s["short_line_ratio"]
-    if cfg.short_line_thr is not None and v > cfg.short_line_thr:
-        out.append(f"fineweb:short_line_ratio={_fmt(v)}")
-    v = s["dup_line_char_ratio_fw"]
-    if cfg.char_duplicates_ratio is not None and v > cfg.char_duplicates_ratio:
-        out.append(f"fineweb:dup_line_char_ratio_fw={_fmt(v)}")
-    v = s["list_ratio"]
-    if cfg.new_line_ratio is not None and v is not None and v > cfg.new_line_ratio:
-        out.append(f"fineweb:list_ratio={_fmt(v)}")
-    return out
+    reasons: list[str] = []
+
+    def fail(signal: str, value: float) -> None:
+        reasons.append(f"fineweb:{signal}={format_value(value)}")
+
+    # too few lines ending in punctuation (unless none does and that is allowed)
+    punct = sum(line.endswith(TERMINAL_PUNCTUATION_TUPLE) for line in lines) / len(lines)
+    if below(punct, cfg.line_punct_thr) and not (punct == 0 and cfg.line_punct_exclude_zero):
+        fail("line_punct_ratio", punct)
+    # too many short lines
+    short = sum(len(line) <= cfg.short_line_length for line in lines) / len(lines)
+    if above(short, cfg.short_line_thr):
+        fail("short_line_ratio", short)
+    # too many characters in duplicated lines (of the characters that are not newlines)
+    dup_chars = ratio(duplicates(lines)[1], len(text) - text.count("\n")) or 0.0
+    if above(dup_chars, cfg.char_duplicates_ratio):
+        fail("dup_line_char_ratio_fw", dup_chars)
+    # a list rather than prose: too many newlines per word
+    newlines = ratio(text.count("\n"), len(split_words(text)))
+    if above(newlines, cfg.new_line_ratio):
+        fail("list_ratio", newlines)
+    return reasons

@@ -1,30 +1,39 @@
 """Gopher quality and repetition rules (Rae et al. 2021, "Scaling Language Models: Methods, Analysis
-& Insights from Training Gopher", appendix A, table A1), as pure functions over one document.
+& Insights from Training Gopher", appendix A, table A1): their thresholds, their rule tables and a
+plain reference implementation of each.
 
-Signals are computed in full (no early exit) so that every value is stored and a user can
-re-threshold later; the check functions turn signals into `rule:signal=value` reasons.
+The reference functions read like the paper, a rule after another, top to bottom; the pipeline
+computes the same signals with the fast paths of ``fast.py`` and judges them with the rule tables
+of ``rules.py``, and a test holds both to the same decisions on real documents.
 
-Words come from ``quality_words.split_words``, a pure-Python re-implementation of spaCy's English
-tokenizer (which datatrove's Gopher filters use), so that the counts, and the decisions, are the same.
+Words come from ``words.split_words``, a pure-Python re-implementation of spaCy's English tokenizer
+(which datatrove's Gopher filters use), so that the counts, and the decisions, are the same.
 """
 
 from __future__ import annotations
 
-import operator
 import re
-import threading
 from collections import Counter
-from collections.abc import Iterable
-from itertools import compress
-from typing import Any
+from collections.abc import Mapping
 
-import numpy as np
 from ouroboros.transforms.base import StrictModel
-from ouroboros.transforms.quality.words import split_words  # noqa: F401  (re-exported)
+from ouroboros.transforms.quality.rules import (
+    DUP_NGRAM_SIGNALS,
+    GOPHER_QUALITY_RULES,
+    GOPHER_REPETITION_RULES,
+    TOP_NGRAM_SIGNALS,
+    above,
+    below,
+    format_value,
+    judge,
+    outside,
+    ratio,
+)
+from ouroboros.transforms.quality.words import split_words
 from pydantic import Field, model_validator
 
 # ---------------------------------------------------------------------------------------------
-# Characters and words
+# Characters
 # ---------------------------------------------------------------------------------------------
 
 # Punctuation as Gopher/datatrove's "symbol" test sees it: a word made only of these characters is a
@@ -92,154 +101,63 @@ class GopherQualityConfig(StrictModel):
         return self
 
 
-def gopher_quality_signals(text: str, words: list[str], stop_words: frozenset[str] | None,
-                           *, ids: np.ndarray | None = None,
-                           lines: list[str] | None = None) -> dict[str, float | None]:
-    """Gopher quality signal values; ``stop_words=None`` leaves the stop-word count out (null).
-
-    ``ids`` (``word_ids(words)``) and ``lines`` (``text.splitlines()``) may be passed in when the
-    caller already has them, so that the rule families share one pass over the document.
-    """
-    n_words = len(words)
-    if ids is None:
-        ids = word_ids(words)
-    table = _table()
-    real_chars = int(table.real_len[ids].sum())
-    n_real = int(table.real[ids].sum())
-    n_alpha = int(table.alpha[ids].sum())
-    if lines is None:
-        lines = text.splitlines()
-    n_lines = len(lines)
-    signals: dict[str, float | None] = {
-        "n_words": float(n_real),
-        "mean_word_length": real_chars / n_real if n_real else None,
-        "hash_word_ratio": text.count("#") / n_words if n_words else None,
-        "ellipsis_word_ratio": (text.count("...") + text.count("…")) / n_words if n_words else None,
-        "bullet_lines_ratio": (sum(1 for s in lines if s.lstrip().startswith(("•", "-"))) / n_lines
-                               if n_lines else None),
-        "ellipsis_lines_ratio": (sum(1 for s in lines if s.rstrip().endswith(("...", "…"))) / n_lines
-                                 if n_lines else None),
-        "alpha_words_ratio": n_alpha / n_words if n_words else None,
-        "stop_words_count": (float(len(stop_words.intersection(words)))
-                             if stop_words is not None else None),
-    }
-    return signals
+def gopher_quality_reasons(signals: Mapping[str, float | None], cfg: GopherQualityConfig) -> list[str]:
+    """The failing Gopher quality rules (``rules.GOPHER_QUALITY_RULES``); null signals pass."""
+    return judge(GOPHER_QUALITY_RULES, signals, cfg)
 
 
-class _WordTable:
-    """Words seen by this worker, numbered, with per-number arrays of what the rules need of a
-    word: its length, its length if it is not a symbol, whether it is not a symbol, whether it has
-    a letter. A document's words become one integer array (``word_ids``) that the Gopher quality
-    sums and the repetition n-gram keys both use, so each distinct word is examined once."""
+def gopher_quality_reference(text: str, cfg: GopherQualityConfig,
+                             stop_words: frozenset[str] = GOPHER_STOP_WORDS_EN) -> list[str]:
+    """The Gopher quality filters over one English document, as the paper states them."""
+    reasons: list[str] = []
 
-    limit = 200_000  # words (then the table starts again; no id outlives one document)
+    def fail(signal: str, value: float) -> None:
+        reasons.append(f"gopher_quality:{signal}={format_value(value)}")
 
-    def __init__(self) -> None:
-        self.ids: dict[str, int] = {}
-        self._grow(1024)
+    words = split_words(text)  # spaCy's English tokens
+    # "symbols" are tokens made only of punctuation: they are not words
+    real_words = [w for w in words if w.strip(PUNCTUATION_CHARS)]
+    lines = text.splitlines()
 
-    def _grow(self, size: int) -> None:
-        old = getattr(self, "length", None)
-        arrays = [np.zeros(size, dtype=np.int64) for _ in range(4)]
-        if old is not None:
-            for new, cur in zip(arrays, (self.length, self.real_len, self.real, self.alpha)):
-                new[:len(cur)] = cur
-        self.length, self.real_len, self.real, self.alpha = arrays
-
-    def clear(self) -> None:
-        self.ids.clear()
-
-    def add(self, new: list[str]) -> None:
-        start = len(self.ids)
-        end = start + len(new)
-        if end > len(self.length):
-            self._grow(max(2 * len(self.length), end))
-        self.ids.update(zip(new, range(start, end)))
-        lengths = list(map(len, new))
-        self.length[start:end] = lengths
-        letters = list(map(str.isalpha, new))  # most words: letters only, so real and alphabetic
-        real, alpha = letters[:], letters[:]
-        for k in compress(range(len(new)), map(operator.not_, letters)):
-            word = new[k]
-            real[k] = bool(word.strip(PUNCTUATION_CHARS))  # not only punctuation: not a symbol
-            alpha[k] = any(map(str.isalpha, word))
-        self.real[start:end] = real
-        self.alpha[start:end] = alpha
-        self.real_len[start:end] = self.length[start:end] * self.real[start:end]
-
-
-_LOCAL = threading.local()  # a table per thread: Beam may run bundles on threads of one process
-
-
-def _table() -> _WordTable:
-    table = getattr(_LOCAL, "table", None)
-    if table is None:
-        table = _LOCAL.table = _WordTable()
-    return table
-
-
-def word_ids(words: list[str]) -> np.ndarray:
-    """The words' numbers in this worker's word table (new words are added). Valid until the next
-    call, which may start the table again: compute them once per document and pass them on."""
-    table = _table()
-    known = table.ids
-    if len(known) >= table.limit:
-        known.clear()
-    new = set(words).difference(known)
-    if new:
-        table.add(list(new))
-    return np.fromiter(map(known.__getitem__, words), dtype=np.int64, count=len(words))
-
-
-def gopher_quality_reasons(s: dict[str, Any], cfg: GopherQualityConfig,
-                           skip: Iterable[str] = ()) -> list[str]:
-    """Failing rules in the paper's order; signals named in ``skip`` are not judged."""
-    out: list[str] = []
-    skip = set(skip)
-
-    def fail(signal: str, value: float | None) -> None:
-        out.append(f"gopher_quality:{signal}={_fmt(value)}")
-
-    n = s["n_words"]
-    if "n_words" not in skip and (
-            (cfg.min_doc_words is not None and n < cfg.min_doc_words)
-            or (cfg.max_doc_words is not None and n > cfg.max_doc_words)):
-        fail("n_words", n)
-    m = s["mean_word_length"]
-    if "mean_word_length" not in skip and m is not None and (
-            (cfg.min_avg_word_length is not None and m < cfg.min_avg_word_length)
-            or (cfg.max_avg_word_length is not None and m > cfg.max_avg_word_length)):
-        fail("mean_word_length", m)
-    for key in ("hash_word_ratio", "ellipsis_word_ratio"):
-        v = s[key]
-        if cfg.max_symbol_word_ratio is not None and v is not None and v > cfg.max_symbol_word_ratio:
-            fail(key, v)
-    v = s["bullet_lines_ratio"]
-    if cfg.max_bullet_lines_ratio is not None and v is not None and v > cfg.max_bullet_lines_ratio:
-        fail("bullet_lines_ratio", v)
-    v = s["ellipsis_lines_ratio"]
-    if (cfg.max_ellipsis_lines_ratio is not None and v is not None
-            and v > cfg.max_ellipsis_lines_ratio):
-        fail("ellipsis_lines_ratio", v)
-    v = s["alpha_words_ratio"]
-    if "alpha_words_ratio" not in skip and cfg.min_alpha_words_ratio is not None and v is not None and v < cfg.min_alpha_words_ratio:
-        fail("alpha_words_ratio", v)
-    v = s["stop_words_count"]
-    if ("stop_words_count" not in skip and cfg.min_stop_words is not None and v is not None
-            and v < cfg.min_stop_words):
-        fail("stop_words_count", v)
-    return out
+    # "any doc that does not contain between 50 and 100,000 words"
+    n_words = len(real_words)
+    if outside(n_words, cfg.min_doc_words, cfg.max_doc_words):
+        fail("n_words", n_words)
+    # "any doc whose mean word length is outside the range of 3 to 10 characters"
+    mean = ratio(sum(map(len, real_words)), n_words)
+    if outside(mean, cfg.min_avg_word_length, cfg.max_avg_word_length):
+        fail("mean_word_length", mean)
+    # "any doc with a symbol-to-word ratio greater than 0.1 for either the hash symbol or the
+    # ellipsis" (symbols per token, as datatrove counts them)
+    hashes = ratio(text.count("#"), len(words))
+    if above(hashes, cfg.max_symbol_word_ratio):
+        fail("hash_word_ratio", hashes)
+    ellipses = ratio(text.count("...") + text.count("…"), len(words))
+    if above(ellipses, cfg.max_symbol_word_ratio):
+        fail("ellipsis_word_ratio", ellipses)
+    # "any doc with more than 90% of lines starting with a bullet point"
+    bullets = ratio(sum(line.lstrip().startswith(("•", "-")) for line in lines), len(lines))
+    if above(bullets, cfg.max_bullet_lines_ratio):
+        fail("bullet_lines_ratio", bullets)
+    # "or more than 30% ending with an ellipsis"
+    trailing = ratio(sum(line.rstrip().endswith(("...", "…")) for line in lines), len(lines))
+    if above(trailing, cfg.max_ellipsis_lines_ratio):
+        fail("ellipsis_lines_ratio", trailing)
+    # "we require that 80% of words in a document contain at least one alphabetic character"
+    alpha = ratio(sum(any(c.isalpha() for c in w) for w in words), len(words))
+    if below(alpha, cfg.min_alpha_words_ratio):
+        fail("alpha_words_ratio", alpha)
+    # "and apply a stop word filter, to remove documents that do not contain at least two of the
+    # following English words: the, be, to, of, and, that, have, with"
+    present = len(stop_words.intersection(words))
+    if below(present, cfg.min_stop_words):
+        fail("stop_words_count", present)
+    return reasons
 
 
 # ---------------------------------------------------------------------------------------------
 # Gopher repetition
 # ---------------------------------------------------------------------------------------------
-
-_PARAGRAPH_BREAK = re.compile(r"\n{2,}")
-_LINE_BREAK = re.compile(r"\n+")
-TOP_NGRAM_SIGNALS = {2: "top_2gram_char_frac", 3: "top_3gram_char_frac", 4: "top_4gram_char_frac"}
-DUP_NGRAM_SIGNALS = {n: f"dup_{n}gram_char_frac" for n in range(5, 11)}
-
 
 class GopherRepetitionConfig(StrictModel):
     """Thresholds of Rae et al. 2021, table A1 ("repetition removal"). None disables a rule."""
@@ -273,213 +191,78 @@ class GopherRepetitionConfig(StrictModel):
         return self
 
 
-def find_duplicates(items: list[str]) -> tuple[int, int]:
-    """(number of repeated elements, their characters), counting every occurrence after the first."""
-    seen: set[str] = set()
+def gopher_repetition_reasons(signals: Mapping[str, float | None],
+                              cfg: GopherRepetitionConfig) -> list[str]:
+    """The failing Gopher repetition rules (``rules.GOPHER_REPETITION_RULES``)."""
+    return judge(GOPHER_REPETITION_RULES, signals, cfg)
+
+
+def duplicates(items: list) -> tuple[int, int]:
+    """(repeated elements, their characters), counting every occurrence after the first."""
+    seen: set = set()
     dup = dup_chars = 0
-    for x in items:
-        if x in seen:
+    for item in items:
+        if item in seen:
             dup += 1
-            dup_chars += len(x)
+            dup_chars += len(item)
         else:
-            seen.add(x)
+            seen.add(item)
     return dup, dup_chars
 
 
-def _ngram_signals(ids: np.ndarray, lengths: np.ndarray, n_chars: int,
-                   out: dict[str, float | None]) -> None:
-    """The top and duplicated word n-gram signals, into ``out`` (which holds their no-repeat values).
-
-    Equal n-grams get equal integer keys: a bigram is ``id * V + next id`` (V above every word
-    number), an n-gram is ``(n-1)-gram group * V + its last word``, where the group numbers the
-    distinct (n-1)-grams. Grouping is one stable sort per n (numpy), so the first occurrence of each
-    n-gram is known. Bigrams are taken at every position; from trigrams on only at the positions
-    where the n-gram could repeat (the two (n-1)-grams it starts and ends with both repeat), which
-    are few in most documents but hold every occurrence of every repeated n-gram.
-    """
-    n_words = len(ids)
-    v = int(ids.max()) + 1
-    cum = np.zeros(n_words + 1, dtype=np.int64)
-    np.cumsum(lengths, out=cum[1:])
-    pos: np.ndarray | None = None  # the positions of this level's keys; None: every position
-    keys = ids[:-1] * v + ids[1:]
-    n = 2
-    last = max(DUP_NGRAM_SIGNALS)
-    while True:
-        size = len(keys)
-        if size < _SMALL_LEVEL:  # a few keys: plain Python is faster than numpy's per-call cost
-            _small_ngram_levels(n, keys.tolist(), list(range(size)) if pos is None else pos.tolist(),
-                                ids, cum, v, n_chars, out)
-            return
-        order = np.argsort(keys, kind="stable")  # equal keys keep their positions' order
-        sorted_keys = keys[order]
-        start = np.empty(size, dtype=bool)  # in sorted order: the first of a group of equal keys
-        start[0] = True
-        np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=start[1:])
-        starts = np.flatnonzero(start)
-        if n in TOP_NGRAM_SIGNALS:
-            times = np.empty(len(starts), dtype=np.int64)  # each group's size
-            np.subtract(starts[1:], starts[:-1], out=times[:-1])
-            times[-1] = size - starts[-1]
-            most = int(times.max())
-            if most > 1:  # the most frequent n-gram; the first seen wins ties, as in datatrove
-                j = int(order[starts[times == most]].min())
-                i = j if pos is None else int(pos[j])
-                out[TOP_NGRAM_SIGNALS[n]] = (int(cum[i + n] - cum[i]) + n - 1) * most / n_chars
-        group = np.cumsum(start) - 1  # in sorted order: the group's number
-        if n in DUP_NGRAM_SIGNALS:
-            first = np.empty(size, dtype=np.int64)  # by position: where its n-gram first occurs
-            first[order] = order[starts][group]
-            later = np.flatnonzero(first != np.arange(size))
-            at, first_at = (later, first[later]) if pos is None else (pos[later], pos[first[later]])
-            chars = cum[at + n] - cum[at]
-            out[DUP_NGRAM_SIGNALS[n]] = _dup_ngram_chars(
-                at.tolist(), first_at.tolist(), chars.tolist(), n, n_words) / n_chars
-        if n >= last:
-            return
-        # repeated: not alone in its group (neither the group's start followed by another start)
-        repeated_sorted = np.empty(size, dtype=bool)
-        np.logical_and(start[:-1], start[1:], out=repeated_sorted[:-1])
-        repeated_sorted[-1] = start[-1]
-        np.logical_not(repeated_sorted, out=repeated_sorted)
-        if not repeated_sorted.any():  # no n-gram repeats: no longer one does
-            return
-        width = n_words - n + 1
-        repeated = np.zeros(width, dtype=bool)
-        label = np.zeros(width, dtype=np.int64)
-        at = order if pos is None else pos[order]
-        repeated[at] = repeated_sorted
-        label[at] = group
-        # an (n+1)-gram at i can repeat only if the n-grams at i and i + 1 both do
-        pos = np.flatnonzero(repeated[:-1] & repeated[1:])
-        if not len(pos):
-            return
-        n += 1
-        keys = label[pos] * v + ids[pos + n - 1]
+def top_ngram_chars(words: list[str], n: int) -> int | None:
+    """Characters covered by the most frequent word n-gram (the first seen wins ties)."""
+    grams = [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
+    if not grams:
+        return None
+    gram, times = Counter(grams).most_common(1)[0]
+    return len(gram) * times
 
 
-_SMALL_LEVEL = 64  # keys
-
-
-def _small_ngram_levels(n: int, keys: list[int], pos: list[int], ids: np.ndarray, cum: np.ndarray,
-                        v: int, n_chars: int, out: dict[str, float | None]) -> None:
-    """``_ngram_signals`` from level ``n`` on, in plain Python, for a level with few keys.
-
-    Same keys and same rules; an n-gram's group is named by its first position."""
-    last = max(DUP_NGRAM_SIGNALS)
-    n_words = len(ids)
-    while True:
-        first: dict[int, int] = {}
-        firsts = list(map(first.setdefault, keys, pos))  # where each position's n-gram first occurs
-        counts = Counter(keys)
-        if n in TOP_NGRAM_SIGNALS:
-            key, most = counts.most_common(1)[0]  # the first seen wins ties, as in datatrove
-            if most > 1:
-                i = first[key]
-                out[TOP_NGRAM_SIGNALS[n]] = (int(cum[i + n] - cum[i]) + n - 1) * most / n_chars
-        if n in DUP_NGRAM_SIGNALS:
-            later = [k for k, (p, f) in enumerate(zip(pos, firsts)) if p != f]
-            at = [pos[k] for k in later]
-            out[DUP_NGRAM_SIGNALS[n]] = _dup_ngram_chars(
-                at, [firsts[k] for k in later], [int(cum[p + n] - cum[p]) for p in at], n,
-                n_words) / n_chars
-        if n >= last:
-            return
-        label = {p: f for p, f, k in zip(pos, firsts, keys) if counts[k] > 1}  # repeated ones
-        n += 1
-        pos = [p for p in label if p + 1 in label]
-        if not pos:
-            return
-        keys = [label[p] * v + int(ids[p + n - 1]) for p in pos]
-
-
-def _dup_ngram_chars(later: list[int], first: list[int], chars: list[int], n: int,
-                     n_words: int) -> int:
-    """Characters in duplicated n-grams: scan left to right, skipping past each repeat.
-
-    The scan (Rae et al.; datatrove's ``find_all_duplicate``) visits n-gram i; if it was visited
-    before it counts its characters and jumps to i + n, else it remembers it and goes to i + 1.
-    Only the positions whose n-gram occurred earlier (``later``, ascending, with the first
-    occurrence of their n-gram and their characters) can count, so only those are walked here;
-    one counts when an earlier occurrence of its n-gram was visited, not jumped over.
-    """
-    total = next_visit = 0
-    jumped = bytearray(n_words)
-    fill = b"\x01" * (n - 1)
-    remembered: set[int] = set()  # n-grams (by first position) first visited at a repeat position
-    for i, first_pos, c in zip(later, first, chars):
-        if i < next_visit:
-            continue
-        if not jumped[first_pos] or first_pos in remembered:
-            total += c
-            jumped[i + 1:i + n] = fill
-            next_visit = i + n
+def duplicated_ngram_chars(words: list[str], n: int) -> int:
+    """Characters of the word n-grams that repeat an earlier one, scanning left to right and
+    jumping past each repeat (Rae et al.; datatrove's ``find_all_duplicate``, words kept apart)."""
+    seen: set[tuple[str, ...]] = set()
+    total = i = 0
+    while i < len(words) - n + 1:
+        gram = tuple(words[i:i + n])
+        if gram in seen:
+            total += sum(map(len, gram))
+            i += n
         else:
-            remembered.add(first_pos)
-            next_visit = i + 1
+            seen.add(gram)
+            i += 1
     return total
 
 
-def gopher_repetition_signals(text: str, words: list[str], ngrams: bool = True, *,
-                              ids: np.ndarray | None = None,
-                              line_parts: list[str] | None = None) -> dict[str, float | None]:
-    """Gopher repetition signal values; ``ngrams=False`` leaves the word n-gram ones null.
-
-    ``ids`` (``word_ids(words)``) and ``line_parts`` (``text.split("\\n")``) may be passed in when
-    the caller already has them.
-    """
-    out: dict[str, float | None] = {}
-    n_chars = len(text)
-    if not n_chars:
-        return out
-    paragraphs = _PARAGRAPH_BREAK.split(text.strip())
-    dup, dup_chars = find_duplicates(paragraphs)
-    out["dup_para_frac"] = dup / len(paragraphs)
-    out["dup_para_char_frac"] = dup_chars / n_chars
-    if line_parts is None:
-        line_parts = text.split("\n")
-    # the pieces between runs of newlines: empty ones only at either end, as re.split(r"\n+")
-    lines = ([line_parts[0], *filter(None, line_parts[1:-1]), line_parts[-1]]
-             if len(line_parts) > 1 else line_parts)
-    dup, dup_chars = find_duplicates(lines)
-    out["dup_line_frac"] = dup / len(lines)
-    out["dup_line_char_frac"] = dup_chars / n_chars
-    if not ngrams:
-        return out
-    n_words = len(words)
-    # With no repeated n-gram, the "most frequent" one is the first (ties go to the first seen).
-    for n, name in TOP_NGRAM_SIGNALS.items():
-        out[name] = (sum(map(len, words[:n])) + n - 1) / n_chars if n_words >= n else None
-    out.update(dict.fromkeys(DUP_NGRAM_SIGNALS.values(), 0.0))
-    if n_words >= 2:
-        if ids is None:
-            ids = word_ids(words)
-        _ngram_signals(ids, _table().length[ids], n_chars, out)
-    return out
-
-
-def gopher_repetition_reasons(s: dict[str, Any], cfg: GopherRepetitionConfig) -> list[str]:
-    if not s:
+def gopher_repetition_reference(text: str, cfg: GopherRepetitionConfig) -> list[str]:
+    """The Gopher repetition filters over one document, as table A1 states them."""
+    if not text:
         return ["gopher_repetition:n_chars=0"]
-    out = []
-    for key in ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac"):
-        limit = getattr(cfg, key)
-        if limit is not None and s[key] > limit:
-            out.append(f"gopher_repetition:{key}={_fmt(s[key])}")
-    for n, limit in sorted(cfg.top_ngram_char_frac.items()):
-        v = s.get(TOP_NGRAM_SIGNALS.get(n, ""))
-        if v is not None and v > limit:
-            out.append(f"gopher_repetition:{TOP_NGRAM_SIGNALS[n]}={_fmt(v)}")
-    for n, limit in sorted(cfg.dup_ngram_char_frac.items()):
-        v = s.get(DUP_NGRAM_SIGNALS.get(n, ""))
-        if v is not None and v > limit:
-            out.append(f"gopher_repetition:{DUP_NGRAM_SIGNALS[n]}={_fmt(v)}")
-    return out
+    reasons: list[str] = []
+    n_chars = len(text)
 
+    def check(signal: str, value: float | None, limit: float | None) -> None:
+        if above(value, limit):
+            reasons.append(f"gopher_repetition:{signal}={format_value(value)}")
 
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "null"
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.4g}"
+    # "duplicate paragraphs" (paragraphs: separated by blank lines), by count and by characters
+    paragraphs = re.split(r"\n{2,}", text.strip())
+    dup, dup_chars = duplicates(paragraphs)
+    check("dup_para_frac", dup / len(paragraphs), cfg.dup_para_frac)
+    check("dup_para_char_frac", dup_chars / n_chars, cfg.dup_para_char_frac)
+    # "duplicate lines", by count and by characters
+    lines = re.split(r"\n+", text)
+    dup, dup_chars = duplicates(lines)
+    check("dup_line_frac", dup / len(lines), cfg.dup_line_frac)
+    check("dup_line_char_frac", dup_chars / n_chars, cfg.dup_line_char_frac)
+
+    words = split_words(text)
+    # "fraction of characters in the most common n-gram", n = 2, 3, 4
+    for n, signal in TOP_NGRAM_SIGNALS.items():
+        chars = top_ngram_chars(words, n)
+        check(signal, None if chars is None else chars / n_chars, cfg.top_ngram_char_frac.get(n))
+    # "fraction of characters in duplicated n-grams", n = 5, ..., 10
+    for n, signal in DUP_NGRAM_SIGNALS.items():
+        check(signal, duplicated_ngram_chars(words, n) / n_chars, cfg.dup_ngram_char_frac.get(n))
+    return reasons

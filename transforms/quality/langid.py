@@ -8,11 +8,12 @@ fastText predicts one line, so newlines are replaced by spaces first.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from apache_beam.utils.shared import Shared
-from ouroboros.transforms.base import StrictModel
+from ouroboros.transforms.base import DocumentStage, StrictModel, Verdict
 from pydantic import Field
 
 MODEL_NAME = "lid.176.ftz"
@@ -58,33 +59,52 @@ def load_model() -> Any:
 
 def predict(model: Any, text: str, max_chars: int = 100_000) -> tuple[str | None, float]:
     """(language code, probability) of the top label; (None, 0.0) for text without letters."""
-    line = " ".join(text[:max_chars].split())
-    if not line:
-        return None, 0.0
-    labels, probs = model.predict(line, k=1)
-    return labels[0].removeprefix("__label__"), min(float(probs[0]), 1.0)
+    return predict_batch(model, [text], max_chars)[0]
 
 
-class LanguageID:
-    """Per-document stage: fills language, language_score; rejects outside the allow-list."""
+def predict_batch(model: Any, texts: Sequence[str],
+                  max_chars: int = 100_000) -> list[tuple[str | None, float]]:
+    """``predict`` for many texts in one fastText call."""
+    lines = [" ".join(text[:max_chars].split()) for text in texts]
+    todo = [i for i, line in enumerate(lines) if line]
+    out: list[tuple[str | None, float]] = [(None, 0.0)] * len(lines)
+    if todo:
+        labels, probs = model.predict([lines[i] for i in todo], k=1)
+        for i, label, prob in zip(todo, labels, probs):
+            out[i] = (label[0].removeprefix("__label__"), min(float(prob[0]), 1.0))
+    return out
+
+
+class LanguageID(DocumentStage):
+    """Per-document stage: fills language, language_score; rejects outside the allow-list.
+    A batch of documents is one fastText call."""
 
     name = "language_id"
+    batch_size = 256
 
     def __init__(self, config: LangIdConfig | None = None):
         self.config = config or LangIdConfig()
         self._model: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:  # the loaded model never travels with the stage
+        return {"config": self.config, "_model": None}
 
     def setup(self) -> None:
         if self._model is None:
             self._holder = _SHARED.acquire(lambda: _ModelHolder(load_model()), tag=MODEL_NAME)
             self._model = self._holder.model
 
-    def process(self, doc: dict[str, Any]) -> str | None:
-        if self._model is None:
-            self.setup()
-        lang, score = predict(self._model, doc.get("text") or "", self.config.max_chars)
-        doc["language"] = lang
-        doc["language_score"] = score
+    def process(self, doc: Mapping[str, Any]) -> Verdict:
+        return self.process_batch([doc])[0]
+
+    def process_batch(self, docs: Sequence[Mapping[str, Any]]) -> list[Verdict]:
+        self.setup()
+        found = predict_batch(self._model, [d.get("text") or "" for d in docs],
+                              self.config.max_chars)
+        return [Verdict({"language": lang, "language_score": score}, self._reason(lang, score))
+                for lang, score in found]
+
+    def _reason(self, lang: str | None, score: float) -> str | None:
         if lang is None:
             return "language_id:language=null" if self.config.languages else None
         if self.config.languages and lang not in self.config.languages:

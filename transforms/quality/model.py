@@ -16,11 +16,12 @@ import json
 import os
 import random
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from apache_beam.utils.shared import Shared
-from ouroboros.transforms.base import StrictModel
+from ouroboros.transforms.base import DocumentStage, StrictModel, Verdict
 from ouroboros.transforms.fasttext_train import train_supervised
 from pydantic import Field
 
@@ -81,26 +82,36 @@ class _ModelHolder:
 
 def score(model: Any, text: str) -> float:
     """Probability of the good label."""
-    line = _line(text)
-    if not line:
-        return 0.0
-    labels, probs = model.predict(line, k=2)
-    for label, p in zip(labels, probs):
-        if label == POSITIVE:
-            return min(float(p), 1.0)
-    return 0.0
+    return score_batch(model, [text])[0]
 
 
-class QualityModel:
-    """Per-document stage: fills quality_model_score; rejects below the threshold if one is set."""
+def score_batch(model: Any, texts: Sequence[str]) -> list[float]:
+    """``score`` for many texts in one fastText call."""
+    lines = [_line(text) for text in texts]
+    todo = [i for i, line in enumerate(lines) if line]
+    out = [0.0] * len(lines)
+    if todo:
+        labels, probs = model.predict([lines[i] for i in todo], k=2)
+        for i, labs, ps in zip(todo, labels, probs):
+            out[i] = next((min(float(p), 1.0) for lab, p in zip(labs, ps) if lab == POSITIVE), 0.0)
+    return out
+
+
+class QualityModel(DocumentStage):
+    """Per-document stage: fills quality_model_score; rejects below the threshold if one is set.
+    A batch of documents is one fastText call."""
 
     name = "quality_model"
+    batch_size = 256
 
     def __init__(self, config: QualityModelConfig):
         if not config.model_path:
             raise ValueError("QualityModel needs quality_model.model_path")
         self.config = config
         self._model: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:  # the loaded model never travels with the stage
+        return {"config": self.config, "_model": None}
 
     def setup(self) -> None:
         if self._model is None:
@@ -112,11 +123,13 @@ class QualityModel:
                                            tag=f"quality-model:{path}:{stat.st_mtime_ns}:{stat.st_size}")
             self._model = self._holder.model
 
-    def process(self, doc: dict[str, Any]) -> str | None:
-        if self._model is None:
-            self.setup()
-        value = score(self._model, doc.get("text") or "")
-        doc["quality_model_score"] = value
-        if self.config.threshold is not None and value < self.config.threshold:
-            return f"quality_model:quality_model_score={value:.3f}"
-        return None
+    def process(self, doc: Mapping[str, Any]) -> Verdict:
+        return self.process_batch([doc])[0]
+
+    def process_batch(self, docs: Sequence[Mapping[str, Any]]) -> list[Verdict]:
+        self.setup()
+        threshold = self.config.threshold
+        return [Verdict({"quality_model_score": value},
+                        f"quality_model:quality_model_score={value:.3f}"
+                        if threshold is not None and value < threshold else None)
+                for value in score_batch(self._model, [d.get("text") or "" for d in docs])]

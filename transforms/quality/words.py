@@ -77,7 +77,7 @@ def _ranges(spec: str) -> list[tuple[int, int]]:
     return out
 
 
-def _char_class(code_points: list[int]) -> str:
+def char_class(code_points: list[int]) -> str:
     """A regex character class body for a sorted list of code points, as ranges."""
     parts: list[str] = []
     start = prev = None
@@ -104,7 +104,7 @@ def _patterns() -> dict[str, Any]:
     upper = [c for c in alpha if not chr(c).islower() and c not in _NOT_UPPER]
     excluded = {c for lo, hi in _ranges(_ICONS_EXCLUDED) for c in range(lo, hi + 1)}
     icons = [c for c in range(0x1FC00) if c not in excluded and unicodedata.category(chr(c)) == "So"]
-    a, al, au, ic = (_char_class(x) for x in (alpha, lower, upper, icons))
+    a, al, au, ic = (char_class(x) for x in (alpha, lower, upper, icons))
     q, p = _escape_all(QUOTES), _escape_all(_PUNCT)
     currency = _escape_all(_CURRENCY)
     units = "|".join(re.escape(u) for u in _UNITS.split())

@@ -94,8 +94,9 @@ def tail_mass(counts: Mapping[str, int], tail: set[str]) -> float:
 # Over text.
 
 
-def words(text: str) -> list[str]:
-    """Lower-cased letter/digit runs; each CJK character is a word of its own."""
+def diversity_words(text: str) -> list[str]:
+    """The words of the distinct-n and vocabulary statistics: lower-cased letter/digit runs; each
+    CJK character is a word of its own."""
     return _WORDS.findall(text.lower())
 
 
@@ -159,7 +160,7 @@ def vocab_tail_counts(text: str, language: str | None) -> tuple[int, int]:
     frequent = _frequent_words(language) if language else None
     if frequent is None:
         return 0, 0
-    toks = [w for w in words(text) if _LETTERS.search(w)]
+    toks = [w for w in diversity_words(text) if _LETTERS.search(w)]
     return sum(1 for w in toks if w not in frequent), len(toks)
 
 
@@ -181,7 +182,7 @@ class TextDiversityFn(beam.CombineFn):
 
     def add_input(self, acc, doc: dict[str, Any]):
         text = doc.get("text") or ""
-        toks = words(text)
+        toks = diversity_words(text)
         rare, checked = vocab_tail_counts(text, doc.get("language"))
         acc[0] += 1
         acc[1] += len(toks)

@@ -28,7 +28,15 @@ import apache_beam as beam
 import numpy as np
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
-from ouroboros.transforms.base import KEPT, METRICS_NAMESPACE, REJECTED, StrictModel, reject
+from ouroboros.transforms.base import (
+    KEPT,
+    METRICS_NAMESPACE,
+    REJECTED,
+    StageOutputs,
+    StrictModel,
+    empty,
+    rejected,
+)
 from ouroboros.transforms.sampling.strata import stratum_key, validate_keys
 from pydantic import Field, model_validator
 
@@ -318,30 +326,28 @@ def _cutoffs(
 
 
 class _SelectFn(beam.DoFn):
-    def __init__(self, salt: str):
+    def __init__(self, salt: str, drop: bool = True):
         self._salt = salt
+        self._drop = drop
         self._in = Metrics.counter(METRICS_NAMESPACE, f"{STAGE}.in")
         self._kept = Metrics.counter(METRICS_NAMESPACE, f"{STAGE}.kept")
         self._dropped = Metrics.counter(METRICS_NAMESPACE, f"{STAGE}.dropped.{STAGE}")
 
     def process(self, doc: dict[str, Any], plan: SamplePlan, cutoffs: dict[str, tuple[float, str]]):
         self._in.inc()
-        doc = dict(doc)  # the same input also feeds the counting branches
         key = doc["stratum"]
         sp = plan.strata[key]
         rid = record_id(doc)
-        doc["stratum_population"] = sp.population
-        doc["inclusion_probability"] = sp.probability
+        out = {**doc, "stratum_population": sp.population, "inclusion_probability": sp.probability}
         if select(unit_hash(rid, self._salt), rid, sp, cutoffs.get(key)):
-            doc["sample_weight"] = 1.0 / sp.probability
+            out["sample_weight"] = 1.0 / sp.probability
             self._kept.inc()
-            yield doc
-        else:
-            doc["sample_weight"] = None
-            self._dropped.inc()
-            yield pvalue.TaggedOutput(
-                REJECTED, reject(doc, STAGE, f"{STAGE}:stratum={key},p={sp.probability:.6g}")
-            )
+            yield out
+            return
+        out["sample_weight"] = None
+        self._dropped.inc()
+        out = rejected(out, STAGE, f"{STAGE}:stratum={key},p={sp.probability:.6g}", self._drop)
+        yield pvalue.TaggedOutput(REJECTED, out) if self._drop else out
 
 
 def _stratum_size(doc: dict[str, Any], tokens: bool) -> tuple[str, tuple[int, float]]:
@@ -351,26 +357,28 @@ def _stratum_size(doc: dict[str, Any], tokens: bool) -> tuple[str, tuple[int, fl
 
 
 class StratifiedSample(beam.PTransform):
-    """docs -> {"kept": sample, "rejected": the others (reject_stage="sample"), "plan": SamplePlan}.
+    """docs -> ``StageOutputs``: the sample, the others (reject_stage="sample"), no errors. After
+    expansion ``self.plan`` is the one-element PCollection of the ``SamplePlan`` (for stats).
+    ``drop=False`` (tag mode) keeps every record, marking those the sample would drop.
 
     Adds `stratum`, `stratum_population`, `inclusion_probability` and `sample_weight` (kept only).
     Memory: the plan holds one small entry per stratum on every worker, and an exact-size stratum
     keeps at most `exact_max` (hash, id) pairs in its combiner; documents are never grouped.
     """
 
-    def __init__(self, config: SamplingConfig, label: str | None = None):
+    def __init__(self, config: SamplingConfig, label: str | None = None, drop: bool = True):
         super().__init__(label)
         self._config = config
+        self._drop = drop
+        self.plan: Any = None
 
-    def expand(self, docs):
+    def expand(self, docs: Any) -> StageOutputs:
         cfg = self._config
         keys, tokens = cfg.keys, cfg.unit == "tokens"
         salt = f"{STAGE}:{cfg.seed}"
 
         def with_stratum(doc: dict[str, Any]) -> dict[str, Any]:
-            doc = dict(doc)  # Beam inputs are immutable
-            doc["stratum"] = stratum_key(doc, keys)
-            return doc
+            return {**doc, "stratum": stratum_key(doc, keys)}
 
         stratified = docs | "Stratum" >> beam.Map(with_stratum)
         plan = (
@@ -396,6 +404,7 @@ class StratifiedSample(beam.PTransform):
             | "Cutoffs" >> beam.Map(_cutoffs, plan_side)
         )
         out = stratified | "Select" >> beam.ParDo(
-            _SelectFn(salt), plan_side, pvalue.AsSingleton(cutoffs)
+            _SelectFn(salt, self._drop), plan_side, pvalue.AsSingleton(cutoffs)
         ).with_outputs(REJECTED, main=KEPT)
-        return {KEPT: out[KEPT], REJECTED: out[REJECTED], "plan": plan}
+        self.plan = plan
+        return StageOutputs(out[KEPT], out[REJECTED], empty(docs.pipeline, "NoErrors"))

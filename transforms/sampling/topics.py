@@ -20,7 +20,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
-from ouroboros.transforms.base import METRICS_NAMESPACE, StrictModel
+from ouroboros.transforms.base import METRICS_NAMESPACE, StageOutputs, StrictModel, empty
 from ouroboros.transforms.sampling.quotas import unit_hash
 from pydantic import Field
 
@@ -51,8 +51,9 @@ _WORD = re.compile(r"[^\W\d_]{2,}")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\uac00-\ud7af]+")
 
 
-def tokens(text: str) -> list[str]:
-    """Lower-cased words of two or more letters; runs of CJK script (no spaces) as char bigrams."""
+def topic_terms(text: str) -> list[str]:
+    """The terms of a topic vector: lower-cased words of two or more letters; runs of CJK script
+    (no spaces) as character bigrams."""
     text = text.lower()
     out = [w for w in _WORD.findall(_CJK.sub(" ", text))]
     for run in _CJK.findall(text):
@@ -66,7 +67,7 @@ def _bucket(token: str, dim: int) -> int:
 
 def hashed_counts(text: str, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """Sparse term counts: (feature indices, counts), indices sorted."""
-    counts = Counter(_bucket(t, dim) for t in tokens(text))
+    counts = Counter(_bucket(t, dim) for t in topic_terms(text))
     if not counts:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     idx = np.fromiter(sorted(counts), np.int64, len(counts))
@@ -167,7 +168,7 @@ def fit_topic_model(texts: Iterable[str], config: TopicConfig) -> TopicModel | N
     # Name each topic by the most frequent real word behind its heaviest hashed features.
     word_of: dict[int, Counter] = {}
     for i in keep:
-        for t in tokens(texts[i]):
+        for t in topic_terms(texts[i]):
             word_of.setdefault(_bucket(t, config.dim), Counter())[t] += 1
     terms = {}
     for c in range(k):
@@ -184,9 +185,7 @@ class _AssignFn(beam.DoFn):
     def process(self, doc: dict[str, Any], model: TopicModel | None):
         topic = model.assign(doc.get("text") or "") if model is not None else None
         (self._assigned if topic else self._empty).inc()
-        doc = dict(doc)  # Beam inputs are immutable: the sample branch reads the same object
-        doc["topic"] = topic
-        yield doc
+        yield {**doc, "topic": topic}  # a new record: the sample branch reads the same input
 
 
 class FitTopics(beam.PTransform):
@@ -217,12 +216,14 @@ class FitTopics(beam.PTransform):
 
 
 class AssignTopics(beam.PTransform):
-    """Fits topics on a sample of `docs` and adds the column `topic` (`t00`..) to every doc."""
+    """Fits topics on a sample of `docs` and adds the column `topic` (`t00`..) to every doc:
+    ``StageOutputs`` with every document kept (nothing rejected, no errors)."""
 
     def __init__(self, config: TopicConfig, label: str | None = None):
         super().__init__(label)
         self._config = config
 
-    def expand(self, docs):
+    def expand(self, docs: Any) -> StageOutputs:
         model = docs | "FitTopics" >> FitTopics(self._config)
-        return docs | "Assign" >> beam.ParDo(_AssignFn(), beam.pvalue.AsSingleton(model))
+        kept = docs | "Assign" >> beam.ParDo(_AssignFn(), beam.pvalue.AsSingleton(model))
+        return StageOutputs(kept, empty(docs.pipeline, "NoRejects"), empty(docs.pipeline, "NoErrors"))

@@ -139,6 +139,7 @@ def load_old_synthetic(root: str | Path) -> list[dict[str, Any]]:
 def warc_pages(paths: Iterable[str]) -> list[tuple[str, str, str]]:
     """(url, extractor, text) of every HTML page of the WARC shards, through the project's own
     reader and extractor, once with each engine (like ``web_human_more``)."""
+    from ouroboros.transforms.base import run_stage
     from ouroboros.transforms.io.extract import Extract, ExtractConfig
     from ouroboros.transforms.io.read import ReadConfig, read_shard
 
@@ -150,8 +151,8 @@ def warc_pages(paths: Iterable[str]) -> list[tuple[str, str, str]]:
     for engine in ("trafilatura", "resiliparse"):
         stage = Extract(ExtractConfig(engine=engine, max_seconds_per_page=0))
         for doc in docs:
-            doc = dict(doc)
-            if stage.process(doc) is None and doc.get("text"):
+            doc, reason = run_stage(stage, doc)
+            if reason is None and doc.get("text"):
                 out.append((doc.get("url") or doc["id"], engine, doc["text"]))
     return out
 

@@ -24,14 +24,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
-from ouroboros.transforms.base import METRICS_NAMESPACE
+from ouroboros.transforms.base import METRICS_NAMESPACE, DocumentStage, Verdict
 from ouroboros.transforms.synthetic.calibrate import calibrated
 from ouroboros.transforms.synthetic.config import (
     PROVENANCE_CLASSES,
@@ -183,13 +183,15 @@ _SHARED = Shared()
 _LOCK = threading.Lock()
 
 
-class SyntheticScore:
-    """Stage: fills ``synthetic_score``, ``provenance_class``, ``synthetic_model``.
+class SyntheticScore(DocumentStage):
+    """Stage: fills ``synthetic_score``, ``provenance_class``, ``synthetic_model``; a batch of
+    documents is one ``score(texts)`` call of the scorer.
 
     Never rejects unless ``drop_classes`` names the document's class.
     """
 
     name = "synthetic"
+    batch_size = 64
 
     def __init__(self, config: SyntheticConfig | None = None):
         self.config = config or SyntheticConfig()
@@ -213,33 +215,37 @@ class SyntheticScore:
         self.setup()
         return f"{self._scorer.name}@{self._scorer.version}"
 
-    def annotate(self, docs: Sequence[dict[str, Any]]) -> None:
-        """Scores a batch of documents in one scorer call (faster than one by one)."""
+    def scores(self, docs: Sequence[Mapping[str, Any]]) -> list[float | None]:
+        """Each document's calibrated score, or None when it cannot be judged; the judgeable
+        texts of the batch go to the scorer in one call."""
         self.setup()
-        model = self.model_name
-        todo = []
-        for doc in docs:
-            doc["synthetic_model"] = model
-            doc["synthetic_score"] = None
-            doc["provenance_class"] = "unknown"
-            if judgeable(doc.get("text") or "", doc.get("language"), self.config) is None:
-                todo.append(doc)
+        todo = [i for i, doc in enumerate(docs)
+                if judgeable(doc.get("text") or "", doc.get("language"), self.config) is None]
+        out: list[float | None] = [None] * len(docs)
         if todo:
-            for doc, score in zip(todo, self._scorer.score([d["text"] for d in todo])):
-                doc["synthetic_score"] = float(min(max(score, 0.0), 1.0))
-                doc["provenance_class"] = provenance_class(doc["synthetic_score"], self.config)
+            for i, score in zip(todo, self._scorer.score([docs[i]["text"] for i in todo])):
+                out[i] = float(min(max(score, 0.0), 1.0))
+        return out
 
-    def process(self, doc: dict[str, Any]) -> str | None:
-        self.annotate([doc])
-        cls = doc["provenance_class"]
+    def process(self, doc: Mapping[str, Any]) -> Verdict:
+        return self.process_batch([doc])[0]
+
+    def process_batch(self, docs: Sequence[Mapping[str, Any]]) -> list[Verdict]:
+        model = self.model_name
+        return [self._verdict(score, model) for score in self.scores(docs)]
+
+    def _verdict(self, score: float | None, model: str) -> Verdict:
+        cls = provenance_class(score, self.config)
         counter = self._counters.get(cls)
         if counter is None:  # one Beam counter per class: the run's provenance mix in the runner UI
             counter = self._counters[cls] = Metrics.counter(METRICS_NAMESPACE, f"{self.name}.class.{cls}")
         counter.inc()
+        reason = None
         if cls in self.config.drop_classes:
-            score = doc["synthetic_score"]
-            return f"synthetic:provenance_class={cls}" + (f",score={score:.3f}" if score is not None else "")
-        return None
+            reason = f"synthetic:provenance_class={cls}" + (
+                f",score={score:.3f}" if score is not None else "")
+        return Verdict({"synthetic_model": model, "synthetic_score": score,
+                        "provenance_class": cls}, reason)
 
 
 __all__ = ["ENGLISH_FUNCTION_WORDS", "PROVENANCE_CLASSES", "DefaultSyntheticScorer",
