@@ -299,7 +299,7 @@ def test_hashed_ngrams_depend_only_on_the_text():
 
 
 def _masked_columns(text: str, vocab: Vocabulary) -> set[int]:
-    r, c, v = hashed_ngrams([view(text)], 16, vocab)
+    _, c, _ = hashed_ngrams([view(text)], 16, vocab)
     return set((c[c >= 1 << 16]).tolist())
 
 
@@ -400,19 +400,44 @@ def test_whole_training_set_is_free_of_the_yardstick():
 
 
 @pytest.mark.slow
-def test_held_out_human_web_pages_are_rarely_flagged(tmp_path):
-    """A model trained without any web_human_more page (and without the WARC pages) flags few of
-    those pages at the default prior: the real job, on human web text it never saw."""
-    rows = load_modern(_need(DATA), ("mgtbench", "biscope", "l2r", "alpaca_eval", "web_human"))
+def test_operating_point_flags_held_out_chat_answers_and_not_held_out_web_pages(tmp_path):
+    """The real job at the operating point training sets: no `alpaca_eval` chat-model answer and
+    no `web_human_more` page was trained on; the labels fire on those answers and stay quiet on
+    those pages. (The rule's pool here is `web_human` and the WARC pages: with no Common Crawl
+    page in the pool, held-out WARC pages were flagged 7%; see the README.)"""
+    rows = load_modern(_need(DATA), ("mgtbench", "biscope", "l2r", "web_human"))
     rng = np.random.default_rng(0)
-    train = [rows[i] for i in sorted(rng.choice(len(rows), 5000, replace=False))]
-    fit_detector(train, tmp_path / "m", seed=0)
-    held = [r["text"] for r in load_modern(DATA, ("web_human_more",))
-            if judgeable(r["text"], None, SyntheticConfig()) is None]
-    held += [r["text"] for r in load_web(DATA) if judgeable(r["text"], None, SyntheticConfig()) is None]
-    assert len(held) > 800
-    scores = np.asarray(DefaultSyntheticScorer(tmp_path / "m").score(held))
-    assert np.mean(scores >= SyntheticConfig().ai_assisted_threshold) <= 0.05
+    train = [rows[i] for i in sorted(rng.choice(len(rows), 6000, replace=False))]
+    train += [r for r in load_web(DATA) if r["source"] == "warc"]
+    metrics = fit_detector(train, tmp_path / "m", seed=0)
+    ops = metrics["operating_points"]
+    assert ops["sources"] == ["warc", "web_human"] and ops["human_fpr_ai_assisted"] <= 0.01
+    cfg = SyntheticConfig(model_path=str(tmp_path / "m"),
+                          ai_assisted_threshold=ops["ai_assisted_threshold"],
+                          synthetic_threshold=ops["synthetic_threshold"])
+    scorer = DefaultSyntheticScorer(tmp_path / "m", cfg.prior)
+
+    def flagged(texts: list[str]) -> float:
+        texts = [t for t in texts if judgeable(t, None, cfg) is None]
+        assert len(texts) > 300
+        return float(np.mean([provenance_class(s, cfg) != "human" for s in scorer.score(texts)]))
+
+    web = flagged([r["text"] for r in load_modern(DATA, ("web_human_more",))])
+    chat = flagged([r["text"] for r in load_modern(DATA, ("alpaca_eval",))][::10])
+    assert web <= 0.02
+    assert chat >= 0.15 and chat >= 5 * max(web, 0.01)
+
+
+def test_shipped_thresholds_are_the_models_operating_points():
+    """The config's class thresholds are the ones the shipped model's training set by the
+    operating-point rule (retraining without updating the config fails here)."""
+    meta = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text(encoding="utf-8"))
+    ops = meta["metrics"]["operating_points"]
+    cfg = SyntheticConfig()
+    assert ops["prior"] == cfg.prior
+    assert (cfg.ai_assisted_threshold, cfg.synthetic_threshold) == (
+        ops["ai_assisted_threshold"], ops["synthetic_threshold"])
+    assert ops["human_fpr_ai_assisted"] <= 0.01 and ops["held_out_human_texts"] > 1000
 
 
 def test_generator_families():
@@ -438,19 +463,23 @@ def test_platt_calibration_and_prior_weights():
             assert abs(row["predicted"] - row["observed"]) < 0.05
 
 
-def test_default_prior_rule_picks_the_largest_prior_within_the_false_positive_budget():
-    from ouroboros.transforms.synthetic.calibrate import PRIOR_GRID, choose_prior, false_positive_rate
+def test_operating_threshold_is_the_lowest_within_the_false_positive_budget():
+    from ouroboros.transforms.synthetic.calibrate import false_positive_rate, operating_threshold
 
     rng = np.random.default_rng(0)
-    human = rng.normal(-4.0, 1.5, 5000)  # held-out human web texts' balanced log-odds
-    chosen = choose_prior(human, max_fpr=0.01)
-    assert chosen in PRIOR_GRID
-    assert false_positive_rate(human, chosen) <= 0.01
-    bigger = [p for p in PRIOR_GRID if p > chosen]
-    assert not bigger or false_positive_rate(human, bigger[0]) > 0.01  # the largest such prior
-    # the rule reads the threshold it is given: a stricter class threshold allows a larger prior
-    assert choose_prior(human, 0.01, threshold=0.9) >= chosen
-    assert choose_prior(np.full(10, 30.0), 0.01) == min(PRIOR_GRID)  # none qualifies: the smallest
+    human = rng.beta(1, 30, 5000)  # held-out human texts' calibrated scores
+    t = operating_threshold(human, 0.01)
+    assert false_positive_rate(human, t) <= 0.01
+    assert false_positive_rate(human, round(t - 0.01, 6)) > 0.01  # the lowest on the 0.01 grid
+    assert operating_threshold(human, 0.001) >= t
+    assert operating_threshold(np.full(10, 0.3), 0.01) == 0.31  # none may reach: just above all
+    # weighted: a small source of high-scoring pages counts as much as a large quiet one
+    pooled = np.r_[np.full(990, 0.01), np.full(10, 0.6)]
+    per_source = np.r_[np.full(990, 0.5 / 990), np.full(10, 0.05)]
+    assert operating_threshold(pooled, 0.01) == 0.02
+    assert operating_threshold(pooled, 0.01, per_source) == 0.61
+    with pytest.raises(ValueError):
+        operating_threshold(np.zeros(0), 0.01)
 
 
 def test_external_sets_are_labelled_by_kind():

@@ -57,20 +57,34 @@ def calibrated(raw: np.ndarray, a: float, b: float, prior: float) -> np.ndarray:
     return sigmoid(a * np.asarray(raw, dtype=float) + b + logit(prior))
 
 
-PRIOR_GRID = (0.01, 0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
+HUMAN_WEB_SOURCES = ("web_human", "web_human_more", "warc")  # held-out human web text
+AI_ASSISTED_MAX_FPR = 0.01  # operating point of `ai_assisted`: <= 1% of held-out human web pages
+SYNTHETIC_MAX_FPR = 0.001  # of `synthetic`: <= 0.1%
 
 
-def false_positive_rate(human_log_odds: np.ndarray, prior: float, threshold: float = 0.5) -> float:
-    """Share of human texts whose calibrated score at ``prior`` reaches ``threshold``, given their
-    class-balanced calibrated log-odds (``a * raw + b``)."""
-    z = np.asarray(human_log_odds, dtype=float)
-    return float(np.mean(sigmoid(z + logit(prior)) >= threshold)) if len(z) else float("nan")
+def false_positive_rate(human_scores: np.ndarray, threshold: float,
+                        weights: np.ndarray | None = None) -> float:
+    """(Weighted) share of human texts whose calibrated score reaches ``threshold``."""
+    s = np.asarray(human_scores, dtype=float)
+    if not len(s):
+        return float("nan")
+    w = np.ones(len(s)) if weights is None else np.asarray(weights, dtype=float)
+    return float(w[s >= threshold].sum() / w.sum())
 
 
-def choose_prior(human_log_odds: np.ndarray, max_fpr: float = 0.01, threshold: float = 0.5,
-                 grid: tuple[float, ...] = PRIOR_GRID) -> float:
-    """The default-prior rule: the largest prior on ``grid`` at which at most ``max_fpr`` of the
-    held-out human texts (pooled; each scored by a model that never saw its source) reach
-    ``threshold`` (the ``ai_assisted`` class). The smallest grid value if none qualifies."""
-    ok = [p for p in sorted(grid) if false_positive_rate(human_log_odds, p, threshold) <= max_fpr]
-    return ok[-1] if ok else min(grid)
+def operating_threshold(human_scores: np.ndarray, max_fpr: float,
+                        weights: np.ndarray | None = None, step: float = 0.01) -> float:
+    """The operating-point rule: the lowest threshold on a ``step`` grid that at most ``max_fpr``
+    of the held-out human texts (each scored by a model that never saw its source; ``weights``,
+    e.g. equal total per source, so a small kind of page counts as much as a large one) reach.
+
+    Why a threshold and not a larger prior: the score stays a calibrated probability at the
+    assumed base rate; the class is the decision, set where its false alarms on human web text are
+    known. 1.0 if no grid value qualifies."""
+    if not len(np.asarray(human_scores)):
+        raise ValueError("no held-out human scores to set an operating point on")
+    for k in range(1, round(1 / step) + 1):
+        threshold = round(k * step, 6)
+        if false_positive_rate(human_scores, threshold, weights) <= max_fpr:
+            return threshold
+    return 1.0

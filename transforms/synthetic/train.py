@@ -28,7 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ouroboros.transforms.synthetic.calibrate import balanced_weights, calibrated, fit_platt
+from ouroboros.transforms.synthetic.calibrate import (
+    AI_ASSISTED_MAX_FPR,
+    HUMAN_WEB_SOURCES,
+    SYNTHETIC_MAX_FPR,
+    balanced_weights,
+    calibrated,
+    false_positive_rate,
+    fit_platt,
+    operating_threshold,
+)
 from ouroboros.transforms.synthetic.data import load_training_data, read_labelled_jsonl
 from ouroboros.transforms.synthetic.metrics import (
     auroc,
@@ -133,6 +142,41 @@ def calibration_report(oof: np.ndarray, y: np.ndarray, folds: np.ndarray,
     }
 
 
+def operating_points(oof: np.ndarray, y: np.ndarray, sources: Sequence[str], a: float, b: float,
+                     prior: float = REPORT_PRIOR) -> dict[str, Any]:
+    """The class thresholds by the operating-point rule (``calibrate.operating_threshold``) on the
+    out-of-source scores, calibrated at ``prior``, of the held-out human web texts (every human
+    text when the data has no human web source), and what they flag in every source."""
+    src = np.asarray(sources)
+    human = y == 0
+    web = human & np.isin(src, HUMAN_WEB_SOURCES)
+    pool = web if web.any() else human
+    p = calibrated(oof, a, b, prior)
+    w = balanced_weights(np.zeros(int(pool.sum()), dtype=int), src[pool])  # equal total per source
+    ai = operating_threshold(p[pool], AI_ASSISTED_MAX_FPR, w)
+    syn = max(operating_threshold(p[pool], SYNTHETIC_MAX_FPR, w), ai)
+    per_source = {}
+    for s in sorted(set(src.tolist())):
+        m = src == s
+        row = {}
+        for name, cls in (("machine_flagged", 1), ("human_flagged", 0)):
+            if (m & (y == cls)).any():
+                row[name] = float(np.mean(p[m & (y == cls)] >= ai))
+        per_source[s] = row
+    return {
+        "rule": (f"lowest threshold (0.01 grid) that <= {AI_ASSISTED_MAX_FPR:.1%} (ai_assisted) / "
+                 f"<= {SYNTHETIC_MAX_FPR:.1%} (synthetic) of the held-out human "
+                 f"{'web ' if web.any() else ''}texts reach, each source weighing the same, "
+                 f"out-of-source scores at prior {prior:g}"),
+        "prior": prior, "held_out_human_texts": int(pool.sum()),
+        "sources": sorted(set(src[pool].tolist())),
+        "ai_assisted_threshold": ai, "synthetic_threshold": syn,
+        "human_fpr_ai_assisted": false_positive_rate(p[pool], ai, w),
+        "human_fpr_synthetic": false_positive_rate(p[pool], syn, w),
+        "flagged_ai_assisted_or_above_per_source": per_source,
+    }
+
+
 def default_features(texts: Sequence[str], bits: int = BITS):
     """The shipped recipe's feature matrix of ``texts`` (both views)."""
     return feature_matrix(texts, bits, Vocabulary(default_vocabulary(), KEEP_WORDS))
@@ -159,6 +203,7 @@ def fit_detector(records: list[dict[str, Any]], output_dir: str | Path, seed: in
     a, b = fit_platt(oof, y, balanced_weights(y, strata))
     report = calibration_report(oof, y, folds, strata)
     report["auroc_per_fold"] = {fold_names[int(k)]: v for k, v in report["auroc_per_fold"].items()}
+    report["operating_points"] = operating_points(oof, y, sources, a, b)
     coef, bias = fit_linear(X, y, cell_weights(sources, y), seed)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -201,6 +246,13 @@ def format_metrics(metrics: dict[str, Any]) -> str:
               f"ECE balanced {metrics['ece_balanced']:.4f}  ECE at prior {REPORT_PRIOR} "
               f"{metrics['ece_at_prior']:.4f}")]
     lines += [f"  held-out {name}: AUROC {v:.4f}" for name, v in metrics["auroc_per_fold"].items()]
+    ops = metrics["operating_points"]
+    lines.append(f"  operating points ({ops['rule']}): ai_assisted >= {ops['ai_assisted_threshold']:.2f} "
+                 f"(human FPR {ops['human_fpr_ai_assisted']:.4f}), synthetic >= "
+                 f"{ops['synthetic_threshold']:.2f} (human FPR {ops['human_fpr_synthetic']:.4f}); "
+                 "share of each source flagged ai_assisted or above:")
+    lines += [f"    {s}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items())
+              for s, row in ops["flagged_ai_assisted_or_above_per_source"].items()]
     for key, title in (("reliability_balanced", "classes balanced"),
                        ("reliability_at_prior", f"classes weighted to prior {REPORT_PRIOR}")):
         lines.append(f"  reliability ({title}): bin  n  machine  predicted  observed")
