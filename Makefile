@@ -4,7 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench clean dist image
 
 install: $(VENV)/.installed
 
@@ -26,5 +26,18 @@ test: install
 test-fast: install
 	$(VENV)/bin/pytest -q -m "not slow"
 
+# The sdist and wheel (package data: the shipped models and the demo corpus) in dist/: what
+# `--extra_package` stages for Dataflow and what the Dockerfile installs.
+dist: install
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+
+# The Beam SDK worker image (Dockerfile), for the Beam and Python versions of $(VENV).
+IMAGE ?= ouroboros-beam:latest
+image: install
+	docker build -t $(IMAGE) \
+	  --build-arg BEAM_VERSION=$$($(PY) -c 'import apache_beam; print(apache_beam.__version__)') \
+	  --build-arg PYTHON_VERSION=$$($(PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])') .
+
 clean:
-	rm -rf $(VENV) ouroboros-demo-output
+	rm -rf $(VENV) ouroboros-demo-output dist

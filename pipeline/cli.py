@@ -11,10 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack
 from typing import Any
 
 BEAM_EPILOG = """\
@@ -36,6 +35,15 @@ def _run_id(value: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return value
+
+
+def _duration(text: str) -> float:
+    from ouroboros.pipeline.locks import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_int(value: str) -> int:
@@ -67,6 +75,10 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
                                         "in `run`, shards an earlier run processed are skipped")
     parser.add_argument("--reprocess", action="store_true",
                         help="with --state: process every shard, also those earlier runs processed")
+    parser.add_argument("--lock-timeout", type=_duration, metavar="DURATION",
+                        help="take over an output or state lock older than this (e.g. 6h, 90m), "
+                             "also one held from another host; without it only locks whose "
+                             "process is provably dead (same host) are taken over")
     _common_args(parser)
 
 
@@ -102,7 +114,8 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
             overrides: list[str] | None = None, beam_args: list[str] | None = None,
             mode: str = "run", run_id: str | None = None, overwrite: bool = False,
             quiet: bool = False, state: str | None = None, reprocess: bool = False,
-            limit: int | None = None, dry_run: bool = False) -> dict[str, Any]:
+            limit: int | None = None, dry_run: bool = False,
+            lock_timeout: float | None = None) -> dict[str, Any]:
     """Validates everything, runs the pipeline to completion, returns the stats.
 
     Every check comes first, before any work and before the output directory exists: Beam options
@@ -110,14 +123,17 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
     (`FileNotFoundError`). `dry_run` stops there and lists the shards. `limit` processes only the
     first `limit` input records (`graph.FirstRecords`).
 
-    With `state` in run mode this is a nightly, incremental run: it holds the state's lock and reads
-    only shards no earlier run committed (all with `reprocess`); with nothing new it does nothing,
-    successfully, so a quiet night does not fail a cron job."""
+    With `state` in run mode this is a nightly, incremental run: it holds the state's lock,
+    finishes or undoes what a killed run left (`state.reconcile`), and reads only shards no
+    earlier run committed (all with `reprocess`); with nothing new it does nothing, successfully,
+    so a quiet night does not fail a cron job. OUT is locked too, and published all or nothing
+    (`publish.py`); a crash at any point after publication is finished by the next run."""
     import apache_beam as beam
+    from ouroboros.pipeline import state as nightly
     from ouroboros.pipeline.config import check_model_paths, load_config
     from ouroboros.pipeline.finish import finish_outputs
     from ouroboros.pipeline.graph import RunInfo, build_pipeline
-    from ouroboros.pipeline.manifest import plan, state_lock, write_manifest
+    from ouroboros.pipeline.manifest import plan, state_lock
     from ouroboros.pipeline.options import UsageError, pipeline_options
     from ouroboros.pipeline.progress import enabled as progress_enabled
     from ouroboros.pipeline.progress import progress_line, runner_name
@@ -136,9 +152,13 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
     if dry_run:
         return dry_run_report(shards, output, config, options, state if incremental else None,
                               reprocess=reprocess, overwrite=overwrite, limit=limit, quiet=quiet)
-    with state_lock(state) if incremental else nullcontext():
-        selection = plan(state, shards, reprocess) if incremental else None
-        if selection is not None:
+    run = RunInfo.new(config, run_id)
+    selection = None
+    with ExitStack() as held:
+        if incremental:
+            held.enter_context(state_lock(state, run.run_id, lock_timeout, _say))
+            nightly.reconcile(state, _say)
+            selection = plan(state, shards, reprocess)
             if not quiet:
                 print(selection.message())
             if not selection.new:
@@ -147,26 +167,33 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
                 return {"shards": 0, "shards_skipped_already_processed": len(selection.skipped)}
             shards = [s.path for s in selection.new]
         _check_output(output, overwrite)
-        run = RunInfo.new(config, run_id)
         extra = ({"shards_skipped_already_processed": len(selection.skipped)}
                  if selection is not None else {})
         show_progress = progress_enabled(runner_name(options), quiet=quiet)
         start = time.monotonic()
-        # Written into OUT/.staging-<run_id>/ and renamed into place only after success: a crash
-        # never leaves partial Parquet where a reader looks, and a rerun replaces, not duplicates.
-        # The report and the dataset card are written into the staging directory too.
-        with staged_output(output, run.run_id) as target:
-            with progress_line(shards, show_progress) as progress, \
-                    beam.Pipeline(options=options) as p:
-                build_pipeline(p, shards, target, config, run, mode=mode, state=state,
-                               progress=progress, limit=limit)
-            stats = finish_outputs(target, inputs=inputs, config=config, options=options,
-                                   result=p.result, started_at=run.started_at,
-                                   seconds=time.monotonic() - start, extra=extra,
-                                   keep_from=output, quiet=quiet)
-        if selection is not None:  # the manifest last: it claims the work the index vouches for
-            commit_index(output, state, run.run_id)
-            write_manifest(state, run.run_id, selection.new)
+        if selection is not None:  # journaled first: a kill from here on is reconciled
+            nightly.begin_run(state, run.run_id, output, selection.new)
+        try:
+            # Written into OUT/.staging-<run_id>/ and published only after success, with the
+            # report and the dataset card: a crash never leaves partial Parquet where a reader
+            # looks, and a rerun replaces, not duplicates.
+            with staged_output(output, run.run_id, lock_timeout, _say) as target:
+                with progress_line(shards, show_progress) as progress, \
+                        beam.Pipeline(options=options) as p:
+                    build_pipeline(p, shards, target, config, run, mode=mode, state=state,
+                                   progress=progress, limit=limit,
+                                   earlier_shards=[s.path for s in selection.seen]
+                                   if selection else (), reprocess=reprocess)
+                stats = finish_outputs(target, inputs=inputs, config=config, options=options,
+                                       result=p.result, started_at=run.started_at,
+                                       seconds=time.monotonic() - start, extra=extra,
+                                       keep_from=output, quiet=quiet)
+        except BaseException:
+            if selection is not None:
+                nightly.abandon_run(state, run.run_id, output)
+            raise
+        if selection is not None:  # the index, then the manifest: it claims the work
+            nightly.commit_run(state, run.run_id, output, selection.new)
     if not quiet:
         print_summary(stats, output)
     return stats
@@ -241,40 +268,9 @@ def dry_run_report(shards: list[str], output: str, config: Any, options: Any, st
     return report
 
 
-def commit_index(output: str, state: str, run_id: str) -> None:
-    """Adds this run's band index to the state, only after the run succeeded (rename = atomic)."""
-    from ouroboros.pipeline.graph import INDEX_DIR
-
-    if "://" in output or "://" in state:
-        _commit_index_remote(output, state, run_id)
-        return
-    src = os.path.join(output, INDEX_DIR)
-    if not os.path.isdir(src):
-        return
-    dest_root = os.path.join(state, INDEX_DIR)
-    os.makedirs(dest_root, exist_ok=True)
-    tmp = os.path.join(dest_root, f".incoming-{run_id}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
-    os.replace(tmp, os.path.join(dest_root, run_id))
-
-
-def _commit_index_remote(output: str, state: str, run_id: str) -> None:
-    """The same commit through Beam's FileSystems (gs://, s3://), where there is no atomic rename:
-    files are copied under their final names; the manifest, written after this, is the commit."""
-    from apache_beam.io.filesystems import FileSystems
-    from ouroboros.pipeline.graph import INDEX_DIR
-
-    src = FileSystems.join(output, INDEX_DIR)
-    files = [m.path for r in FileSystems.match([FileSystems.join(src, "*")]) for m in r.metadata_list]
-    if not files:
-        return
-    dest = FileSystems.join(state, INDEX_DIR, run_id)
-    try:
-        FileSystems.mkdirs(dest)  # object stores have no directories; a local one may exist
-    except OSError:
-        pass
-    FileSystems.copy(files, [FileSystems.join(dest, f.rsplit("/", 1)[-1]) for f in files])
+def _say(message: str) -> None:
+    """Messages about recovery (a lock taken over, a dead run's work finished or undone)."""
+    print(message, file=sys.stderr)
 
 
 def print_summary(stats: dict[str, Any], output: str) -> None:
@@ -351,8 +347,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     _common_args(commands["demo"])
     tq = commands["train-quality"]
     tq.add_argument("data", help="labelled JSONL: {\"text\": ..., \"label\": 0|1} (1 = good)")
-    tq.add_argument("output", help="model file to write (.bin)")
+    tq.add_argument("output", help="model file to write: .ftz = quantized (a few MB, what workers "
+                                   "should load), .bin = full size (about 520 MB)")
     tq.add_argument("--seed", type=int, default=0)
+    tq.add_argument("--holdout", type=float, default=0.2,
+                    help="share of texts held out (by text hash) for the printed precision, recall "
+                         "and AUROC; 0 = train on all")
+    tq.add_argument("--cutoff", type=int, default=100_000,
+                    help="words and n-gram buckets a .ftz keeps (fastText quantize -cutoff)")
     ts = commands["train-synthetic"]
     ts.add_argument("--data", nargs="+", required=True,
                     help="labelled JSONL: {\"text\": ..., \"label\": 0|1 or human|machine, \"source\"?, "
@@ -382,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(args.log_level)  # before anything imports Beam (see pipeline/logs.py)
 
     from ouroboros.pipeline.config import ConfigError
-    from ouroboros.pipeline.manifest import StateLocked
+    from ouroboros.pipeline.manifest import StateError, StateLocked
     from ouroboros.pipeline.options import (
         UsageError,
         check_beam_args,
@@ -390,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         option_strings,
         unknown_arguments,
     )
+    from ouroboros.transforms.io.read import AmbiguousInput
 
     command = commands[args.command]
     try:
@@ -431,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "train-quality":
             from ouroboros.transforms.quality.model import train_quality
 
-            print(json.dumps(train_quality(args.data, args.output, seed=args.seed), indent=2))
+            print(json.dumps(train_quality(args.data, args.output, seed=args.seed,
+                                           holdout=args.holdout, cutoff=args.cutoff), indent=2))
         elif args.command == "train-synthetic":
             from ouroboros.transforms.synthetic.train import format_metrics, train_synthetic
 
@@ -449,10 +453,13 @@ def main(argv: list[str] | None = None) -> int:
                     mode="tag" if args.command == "tag" else "run", run_id=args.run_id,
                     overwrite=overwrite, state=getattr(args, "state", None),
                     reprocess=getattr(args, "reprocess", False), limit=args.limit,
-                    dry_run=args.dry_run)
-    except (ConfigError, UsageError, FileNotFoundError, StateLocked) as exc:
+                    dry_run=args.dry_run, lock_timeout=getattr(args, "lock_timeout", None))
+    except (ConfigError, UsageError, FileNotFoundError, StateLocked, AmbiguousInput) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (StateError, OSError) as exc:  # a damaged state file, a full disk: named, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

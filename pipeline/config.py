@@ -8,9 +8,7 @@ paper it follows. A wrong key or value is a ``ConfigError`` naming it, raised be
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +25,6 @@ from ouroboros.transforms.quality.model import QualityModelConfig
 from ouroboros.transforms.sampling.quotas import SamplingConfig
 from ouroboros.transforms.sampling.topics import TopicConfig
 from ouroboros.transforms.synthetic.score import SyntheticConfig
-from ouroboros.transforms.synthetic.train import MODEL_FILES
 from pydantic import Field, ValidationError, model_validator
 
 
@@ -157,32 +154,12 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 
 def check_model_paths(config: Config) -> None:
-    """Model files the configuration names must be there now, not fail a worker an hour in.
+    """Model files the configuration names must be there and load now, not fail a worker an hour in.
 
-    Models are read from local paths (`os.stat`, `Path.read_bytes`), so `gs://...` is an error too.
-    """
-    problems = []
-    quality_model = config.quality_model.model_path
-    if quality_model and not os.path.isfile(quality_model):
-        problems.append(f"quality_model.model_path: no such file: {quality_model}")
-    synthetic = config.synthetic
-    if synthetic.enabled and synthetic.scorer == "hf_classifier":
-        if not synthetic.model_path:
-            problems.append("synthetic.model_path: needed when synthetic.scorer is hf_classifier")
-        missing = [m for m in ("transformers", "torch") if importlib.util.find_spec(m) is None]
-        if missing:
-            problems.append(f"synthetic.scorer: hf_classifier needs {' and '.join(missing)} "
-                            "(pip install 'ouroboros-curate[hf]')")
-    if synthetic.enabled and synthetic.model_path:
-        model_dir = Path(synthetic.model_path)
-        needed = MODEL_FILES if synthetic.scorer == "default" else ("config.json",)
-        if not model_dir.is_dir():
-            problems.append(f"synthetic.model_path: no such directory: {model_dir}")
-        elif absent := [f for f in needed if not (model_dir / f).is_file()]:
-            kind = ("a `train-synthetic` model" if synthetic.scorer == "default"
-                    else "a Hugging Face model")
-            problems.append(f"synthetic.model_path: {model_dir} is not {kind} directory "
-                            f"(no {', '.join(absent)})")
+    Local paths, `file://` and any Beam filesystem (`gs://`, `s3://`): see `pipeline/models.py`."""
+    from ouroboros.pipeline.models import model_path_problems
+
+    problems = model_path_problems(config)
     if problems:
         raise ConfigError("; ".join(problems))
 

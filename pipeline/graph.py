@@ -12,12 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from ouroboros.pipeline.config import Config
 from ouroboros.pipeline.stats import WriteStats
@@ -35,6 +35,7 @@ from ouroboros.transforms.base import (
     DocumentStage,
     error_record,
 )
+from ouroboros.transforms.dedup.earlier import EarlierRuns
 from ouroboros.transforms.dedup.exact import ExactDedup
 from ouroboros.transforms.dedup.near import NearDedup
 from ouroboros.transforms.io.extract import Extract
@@ -176,13 +177,17 @@ def document_stages(config: Config) -> list[DocumentStage]:
 
 
 def stages(config: Config, drop: bool = True, index_out: str | None = None,
-           index_in: list[str] | tuple[str, ...] = ()) -> list[beam.PTransform]:
+           index_in: list[str] | tuple[str, ...] = (), earlier_shards: Sequence[str] = (),
+           reprocess: bool = False) -> list[beam.PTransform]:
     """Every configured stage in order, each a transform returning ``StageOutputs``.
 
     The synthetic score comes before near-dedup: a cluster's representative prefers the lowest
     score. ``index_out``/``index_in``: this run's and earlier runs' MinHash band indexes.
+    ``earlier_shards``: shards an earlier run processed, read again (`EarlierRuns`).
     """
     out: list[beam.PTransform] = [ApplyStage(stage, drop) for stage in document_stages(config)]
+    if earlier_shards and index_in:
+        out.append(EarlierRuns(index_in, earlier_shards, reprocess, drop))
     if config.exact_dedup.enabled:
         out.append(ExactDedup(drop))
     if config.synthetic.enabled:
@@ -220,23 +225,23 @@ def _write_parquet(pcoll, label: str, path: str, schema, config: Config):
 
 
 def prior_index_files(state: str | None) -> list[str]:
-    """Band-index files that earlier committed runs left in the state directory."""
-    if not state:
-        return []
-    pattern = f"{state}/{INDEX_DIR}/*/*.parquet"
-    try:
-        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    except Exception:  # no such directory yet: a first run
-        return []
+    """Band-index files that earlier committed runs left in the state directory (each checked to
+    be readable, so a damaged one is named before any work starts)."""
+    from ouroboros.pipeline.state import index_files
+
+    return index_files(state)
 
 
 def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Config,
                    run: RunInfo, mode: str = "run", state: str | None = None,
-                   progress: Any = None, limit: int | None = None) -> None:
+                   progress: Any = None, limit: int | None = None,
+                   earlier_shards: Sequence[str] = (), reprocess: bool = False) -> None:
     """Adds the whole curation graph to `p`. mode="tag" annotates every record and drops none.
 
     `state`: directory of earlier runs' band indexes (cross-run near-dedup); this run writes its
     own index to `output/minhash-index/`, which the command moves into `state` after success.
+    `earlier_shards`: shards an earlier run processed; their documents that run kept are not output
+    again (with `reprocess`, they are kept as themselves: `transforms/dedup/earlier.py`).
     `progress`: a `pipeline.progress.ProgressChannel` the workers report to (local runs), or None.
     `limit`: process only the first `limit` input records (`FirstRecords`).
     """
@@ -263,7 +268,8 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
 
     sampler = None
     for stage in stages(config, drop, index_out=f"{output}/{INDEX_DIR}" if drop else None,
-                        index_in=prior_index_files(state)):
+                        index_in=prior_index_files(state), earlier_shards=earlier_shards,
+                        reprocess=reprocess):
         if isinstance(stage, StratifiedSample):
             sampler, entering_sample = stage, docs
         result = docs | stage

@@ -4,10 +4,11 @@ Each successful run leaves ``STATE/manifest/<run_id>.jsonl``: one line per shard
 the shard's size and modification time. The next night skips every shard whose path, size and mtime
 all match a line of an earlier manifest, so only new shards are read; a shard rewritten in place
 (size or mtime changed) is processed again, and said so. A manifest is written only after the run's
-outputs and band index were committed, so a failed night claims nothing and its rerun redoes it.
+outputs and band index were committed (``pipeline/state.py``), so a failed night claims nothing.
 
-``STATE/.lock`` keeps two runs on the same state from overlapping (local state directories only; on
-an object store the scheduler must not start a run while another is active).
+``STATE/.lock`` keeps two runs on the same state from overlapping (``pipeline/locks.py``: a lock
+whose holder is provably dead is taken over; local state directories only, on an object store the
+scheduler must not start a run while another is active).
 
 Sizes and times come from Beam's ``FileSystems``, so ``gs://`` and ``s3://`` shards and state work
 like local paths. Pure functions, no pipeline: the command calls them before and after the run.
@@ -18,20 +19,22 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import socket
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
+from ouroboros.pipeline.locks import LOCK_FILE, Locked, run_lock
 
 MANIFEST_DIR = "manifest"
-LOCK_FILE = ".lock"
+StateLocked = Locked  # another run holds the state directory's lock
+__all__ = ["LOCK_FILE", "Selection", "Shard", "StateError", "StateLocked", "identify_shards",
+           "load_processed", "plan", "select_new", "state_lock", "write_manifest"]
 
 
-class StateLocked(RuntimeError):
-    """Another run holds the state directory's lock."""
+class StateError(RuntimeError):
+    """A state file that cannot be read or written; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,14 @@ class Shard:
 
 @dataclass
 class Selection:
-    """Which shards this run processes (`new`, including `changed`) and which it skips."""
+    """Which shards this run processes (`new`, including `changed`) and which it skips;
+    `seen` are those of `new` whose path an earlier run processed (`changed`, and with
+    `--reprocess` every such shard): their documents may carry ids an earlier run kept."""
 
     new: list[Shard] = field(default_factory=list)
     skipped: list[Shard] = field(default_factory=list)
     changed: list[Shard] = field(default_factory=list)
+    seen: list[Shard] = field(default_factory=list)
 
     def message(self) -> str:
         text = (f"skipping {len(self.skipped)} shards already processed by earlier runs; "
@@ -64,15 +70,20 @@ class Selection:
 
 
 def identify_shards(paths: list[str]) -> list[Shard]:
-    """Size and mtime of each shard, in one `FileSystems.match` call (one listing per object store)."""
-    if not paths:
-        return []
+    """Size and mtime of each shard, looked up by its literal path (a name with `[`, `*` or `?`
+    is that name, never a glob)."""
     shards = []
-    for path, result in zip(paths, FileSystems.match(paths)):
-        meta = next((m for m in result.metadata_list if m.path == path), None)
-        if meta is None:  # e.g. a name with glob characters that matched something else
-            raise FileNotFoundError(f"cannot stat shard {path}")
-        shards.append(Shard(path, int(meta.size_in_bytes), float(meta.last_updated_in_seconds)))
+    for path in paths:
+        try:
+            if "://" in path:
+                meta = FileSystems.get_filesystem(path).metadata(path)
+                size, mtime = meta.size_in_bytes, meta.last_updated_in_seconds
+            else:
+                st = os.stat(path)
+                size, mtime = st.st_size, st.st_mtime
+        except (OSError, BeamIOError) as exc:
+            raise FileNotFoundError(f"cannot stat shard {path}: {exc}") from exc
+        shards.append(Shard(path, int(size), float(mtime)))
     return shards
 
 
@@ -80,28 +91,45 @@ def manifest_dir(state: str) -> str:
     return f"{state.rstrip('/')}/{MANIFEST_DIR}"
 
 
+def manifest_path(state: str, run_id: str) -> str:
+    return f"{manifest_dir(state)}/{run_id}.jsonl"
+
+
+def manifest_exists(state: str, run_id: str) -> bool:
+    return FileSystems.exists(manifest_path(state, run_id))
+
+
 def load_processed(state: str) -> set[tuple[str, int, float]]:
-    """(path, size, mtime) of every shard in every committed manifest of `state`."""
+    """(path, size, mtime) of every shard in every committed manifest of `state`; a line that
+    cannot be read is an error naming the file and line, before any work starts."""
     try:
         files = FileSystems.match([f"{manifest_dir(state)}/*.jsonl"])[0].metadata_list
     except BeamIOError:  # a store that refuses to list a missing prefix: the first night
         return set()
     processed = set()
     for meta in files:
+        if meta.path.rsplit("/", 1)[-1].startswith("."):
+            continue  # a temporary file of an interrupted write
         with FileSystems.open(meta.path) as f:
-            for line in f.read().decode("utf-8").splitlines():
-                if line.strip():
-                    row = json.loads(line)
-                    processed.add((row["path"], int(row["size"]), float(row["mtime"])))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                processed.add((row["path"], int(row["size"]), float(row["mtime"])))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise StateError(f"cannot read {meta.path}:{number}: {type(exc).__name__}: "
+                                 f"{exc}") from exc
     return processed
 
 
 def select_new(shards: list[Shard], processed: set[tuple[str, int, float]],
                reprocess: bool = False) -> Selection:
     """Splits `shards` into those to process and those an earlier run already did."""
-    if reprocess:
-        return Selection(new=list(shards))
     known_paths = {path for path, _, _ in processed}
+    if reprocess:
+        return Selection(new=list(shards), seen=[s for s in shards if s.path in known_paths])
     selection = Selection()
     for shard in shards:
         if shard.key() in processed:
@@ -110,6 +138,7 @@ def select_new(shards: list[Shard], processed: set[tuple[str, int, float]],
             selection.new.append(shard)
             if shard.path in known_paths:
                 selection.changed.append(shard)
+                selection.seen.append(shard)
     return selection
 
 
@@ -121,7 +150,7 @@ def write_manifest(state: str, run_id: str, shards: Iterable[Shard]) -> str:
     committed_at = _utc_now()
     lines = "".join(json.dumps({**asdict(s), "run_id": run_id, "committed_at": committed_at}) + "\n"
                     for s in shards)
-    path = f"{manifest_dir(state)}/{run_id}.jsonl"
+    path = manifest_path(state, run_id)
     if "://" in state:
         with FileSystems.create(path) as f:
             f.write(lines.encode("utf-8"))
@@ -137,41 +166,19 @@ def write_manifest(state: str, run_id: str, shards: Iterable[Shard]) -> str:
 
 
 @contextmanager
-def state_lock(state: str) -> Iterator[str | None]:
-    """Holds ``STATE/.lock`` for the block; refuses to start when another run holds it.
-
-    O_CREAT | O_EXCL makes taking the lock atomic. A run killed hard (SIGKILL, power loss) leaves
-    the file behind; the error names it and who held it, so an operator can remove it."""
+def state_lock(state: str, run_id: str | None = None, timeout: float | None = None,
+               notify: Callable[[str], None] | None = None) -> Iterator[str | None]:
+    """Holds ``STATE/.lock`` for the block; refuses to start when a live run holds it, and takes
+    over a lock whose holder is provably dead (``pipeline/locks.py``)."""
     if "://" in state:  # object stores have no exclusive create: the scheduler must not overlap runs
         yield None
         return
-    os.makedirs(state, exist_ok=True)
-    path = os.path.join(state, LOCK_FILE)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        raise StateLocked(f"another run holds {path} ({_read_holder(path)}); "
-                          "remove it if that run is dead") from None
-    with os.fdopen(fd, "w") as f:
-        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "started_at": _utc_now()}, f)
-    try:
+    with run_lock(state, run_id, timeout, notify) as path:
         yield path
-    finally:
-        with suppress(FileNotFoundError):  # removed by hand meanwhile: nothing left to release
-            os.remove(path)
 
 
 def _utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-def _read_holder(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as f:
-            holder = json.load(f)
-        return f"pid {holder['pid']} on {holder['host']} since {holder['started_at']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "holder unknown"
 
 
 def plan(state: str, paths: list[str], reprocess: bool = False) -> Selection:

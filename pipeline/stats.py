@@ -19,25 +19,33 @@ SHARD = "shard"
 
 
 def _keys(kind: str):
+    """(key, how many input records the element stands for): an error record summarising a
+    shard's capped errors stands for `error_count` of them."""
     if kind == "rejected":
-        return lambda d: (kind, d.get("reject_stage") or "", reason_key(d.get("reject_reason") or ""))
+        return lambda d: ((kind, d.get("reject_stage") or "",
+                           reason_key(d.get("reject_reason") or "")), 1)
     if kind == "errors":
-        return lambda e: (kind, e.get("error_stage") or "", e.get("error_type") or "")
+        return lambda e: ((kind, e.get("error_stage") or "", e.get("error_type") or ""),
+                          int(e.get("error_count") or 1))
     if kind == "skipped":
-        return lambda t: (kind, t, "")
-    return lambda _: (kind, "", "")
+        return lambda t: ((kind, t, ""), 1)
+    return lambda _: ((kind, "", ""), 1)
 
 
-def _shard_keys(kind: str, record: Any) -> list[tuple[str, str, str]]:
-    """(SHARD, source_uri, count name) for a record: which shard it came from and where it ended."""
+def _shard_keys(kind: str, record: Any) -> list[tuple[tuple[str, str, str], int]]:
+    """((SHARD, source_uri, count name), how many) for a record: which shard it came from and
+    where it ended."""
     if kind == "skipped" or not isinstance(record, dict):
         return []
     uri = record.get("source_uri") or ""
     if kind == "input":
-        return [(SHARD, uri, "documents_read")]
-    if kind == "errors" and record.get("error_stage") == "read":
-        return [(SHARD, uri, "errors"), (SHARD, uri, "read_errors")]
-    return [(SHARD, uri, kind)]
+        return [((SHARD, uri, "documents_read"), 1)]
+    if kind == "errors":
+        n = int(record.get("error_count") or 1)
+        if record.get("error_stage") == "read":
+            return [((SHARD, uri, "errors"), n), ((SHARD, uri, "read_errors"), n)]
+        return [((SHARD, uri, kind), n)]
+    return [((SHARD, uri, kind), 1)]
 
 
 class _CountKeys(beam.DoFn):
@@ -143,7 +151,7 @@ class WriteStats(beam.PTransform):
                  for kind, pcoll in named.items()]
         counts = (keyed
                   | "FlattenKeys" >> beam.Flatten()
-                  | "CountKeys" >> beam.combiners.Count.PerElement()
+                  | "CountKeys" >> beam.CombinePerKey(sum)
                   | "AllCounts" >> beam.combiners.ToList())
         extra_views = {name: beam.pvalue.AsSingleton(pc) for name, pc in self._extras.items()}
         run, shards, output = self._run, self._shards, self._output

@@ -35,7 +35,8 @@ QUALITY_SIGNALS_TYPE = pa.struct([pa.field(n, pa.float64()) for n, _ in QUALITY_
 COLUMNS: tuple[Column, ...] = (
     # identity
     Column("id", pa.string(), "identity",
-           "stable record id: sha256 of source_uri + source_record_id (first 32 hex chars)"),
+           "stable record id: sha256 of source_uri + source_record_id (first 32 hex chars; + the "
+           "byte offset for a WARC-Record-ID repeated within its shard)"),
     Column("text", pa.string(), "identity", "the document text (extracted from HTML where needed, normalized)"),
     Column("content_sha256", pa.string(), "identity", "sha256 of `text` as stored (hex)"),
     # source
@@ -80,8 +81,11 @@ COLUMNS: tuple[Column, ...] = (
            "unsupervised topic label t00.. fitted on the run (transforms/sampling/topics.py), or null"),
     Column("stratum", pa.string(), "sampling", "the stratum key the sampler used"),
     Column("stratum_population", pa.int64(), "sampling", "records in the stratum before sampling"),
-    Column("inclusion_probability", pa.float64(), "sampling", "probability that the sampler kept a record of this stratum"),
-    Column("sample_weight", pa.float64(), "sampling", "1 / inclusion_probability (Horvitz-Thompson weight)"),
+    Column("inclusion_probability", pa.float64(), "sampling",
+           "design probability that the sampler keeps a record of this stratum (> 0 for every stratum)"),
+    Column("sample_weight", pa.float64(), "sampling",
+           "Horvitz-Thompson weight, calibrated: the weights of the sample add up to the records "
+           "that entered the sampler (N_s / k_s for an exact-size stratum)"),
     # run
     Column("pipeline_version", pa.string(), "run", "ouroboros version and schema version"),
     Column("config_sha256", pa.string(), "run", "sha256 of the effective configuration (canonical JSON)"),
@@ -104,6 +108,9 @@ ERROR_COLUMNS: tuple[Column, ...] = (
     Column("error_message", pa.string(), "error", "the exception message"),
     Column("raw_excerpt", pa.string(), "error", "the first bytes of the bad input, when available"),
     Column("run_id", pa.string(), "error", "id of the run"),
+    Column("error_count", pa.int64(), "error",
+           "input records this error stands for: 1, or more for the summary of a shard's errors "
+           "beyond read.max_errors_per_shard"),
 )
 
 

@@ -119,7 +119,7 @@ def build_corpus(root: Path, big_mib: int = 50, bomb_mib: int = 1024) -> list[Sh
     cut = whole[: int(len(whole) * 0.6)]
     survivors = len(zlib.decompressobj(31).decompress(cut).split(b"\n")) - 1
     add("truncated.jsonl.gz", cut, Shard("", {f"line:{i}" for i in range(survivors)},
-                                          Counter(EOFError=1), locations={"EOFError": "line:"}))
+                                          Counter(truncated=1), locations={"truncated": "line:"}))
 
     # Gzip bombs: ~1 MB on disk, 1 GiB of zeros inside, after good records.
     good = gzip.compress(jsonl({"text": prose(300)}, {"text": prose(301)}))
@@ -414,7 +414,8 @@ def test_rerun_replaces_outputs_and_a_crash_leaves_the_last_good_run(tmp_path):
     assert not [p for p in os.listdir(out) if p.startswith(".staging-")]
 
 
-def test_a_killed_run_leaves_nothing_a_reader_finds_and_a_commit_is_rolled_forward(tmp_path, monkeypatch):
+def test_a_killed_run_leaves_nothing_a_reader_finds_and_the_next_run_clears_it(tmp_path):
+    """Kills at every step of the commit itself: tests/test_publish_integrity.py."""
     from ouroboros.pipeline import publish
 
     out = tmp_path / "out"
@@ -423,31 +424,22 @@ def test_a_killed_run_leaves_nothing_a_reader_finds_and_a_commit_is_rolled_forwa
     (staging / "curated").mkdir()
     (staging / "curated" / "part-00000-of-00002.parquet").write_bytes(b"PAR1 half written")
     assert read_output(out, "curated") == []
-    # The next run discards it, then its own commit is interrupted after the first rename.
+    # The next run discards it, and publishes its own parts through one pointer.
     staging = Path(publish.begin(str(out), "next"))
     assert not (out / ".staging-killed").exists()
     for part in ("curated", "errors"):
         (staging / part).mkdir()
         pq.write_table(pa.table({"id": [part]}), staging / part / "part-0.parquet")
+    with pytest.raises(RuntimeError, match="no stats.json"):
+        publish.commit(str(out), str(staging))  # an unfinished run is never published
     (staging / "stats.json").write_text('{"run_id": "next"}')
-    real_rename, calls = os.rename, []
-
-    def dying_rename(src, dst):
-        calls.append(dst)
-        if len(calls) == 2:
-            raise OSError("simulated power cut")
-        real_rename(src, dst)
-
-    monkeypatch.setattr(publish.os, "rename", dying_rename)
-    with pytest.raises(OSError, match="power cut"):
-        publish.commit(str(out), str(staging))
-    monkeypatch.setattr(publish.os, "rename", real_rename)
-    assert not (out / "stats.json").exists()  # no stats.json vouches for a half-published run
-    assert publish.recover(str(out)) == ["committed .staging-next"]
+    assert publish.commit(str(out), str(staging)) == ["curated", "errors", "stats.json"]
     assert [r["id"] for r in read_output(out, "curated")] == ["curated"]
     assert [r["id"] for r in read_output(out, "errors")] == ["errors"]
     assert json.loads((out / "stats.json").read_text())["run_id"] == "next"
-    assert not staging.exists()
+    assert os.readlink(out / ".current") == ".v-next"
+    assert os.readlink(out / "curated") == ".current/curated"
+    assert sorted(os.listdir(out)) == [".current", ".v-next", "curated", "errors", "stats.json"]
 
 
 def test_paths_from_configs_and_run_ids_cannot_escape_the_output(tmp_path):

@@ -141,7 +141,7 @@ def test_failed_night_records_nothing_and_its_shards_are_processed_next_time(tmp
 
 
 @pytest.mark.slow
-def test_a_rewritten_shard_is_processed_again(tmp_path, capsys):
+def test_a_rewritten_shard_is_processed_again_and_its_old_documents_not_output_twice(tmp_path, capsys):
     shards, state = tmp_path / "shards", tmp_path / "state"
     shards.mkdir()
     _write(shards / "a.jsonl", [RIVER, SOURDOUGH])
@@ -153,7 +153,13 @@ def test_a_rewritten_shard_is_processed_again(tmp_path, capsys):
     assert "processing again 1 shards whose size or mtime changed" in printed
     assert (second["shards"], second["input_records"]) == (1, 3)
     assert second["shards_skipped_already_processed"] == 0
-    assert second["curated"] == 3 and second["rejected"] == 0  # old documents are not self-duplicates
+    # the two documents night 1 published stay in night 1's partition only
+    assert second["curated"] == 1 and second["rejected"] == 2
+    assert [r["text"][:20] for r in read_output(tmp_path / "n2", "curated")] == [ROADWORKS["text"][:20]]
+    ids1 = {r["id"] for r in read_output(tmp_path / "n1", "curated")}
+    assert sorted(r["reject_reason"] for r in read_output(tmp_path / "n2", "rejected")) == \
+        ["kept_by_earlier_run:n1"] * 2
+    assert {r["id"] for r in read_output(tmp_path / "n2", "rejected")} == ids1
     assert _manifest(state, "n2")[0]["size"] == (shards / "a.jsonl").stat().st_size
 
 
@@ -198,7 +204,7 @@ def test_select_new_matches_path_size_and_mtime():
 def test_index_commit_through_beam_filesystems_copies_every_file(tmp_path):
     """The object-store commit (no rename there) exercised on local paths: every index file ends
     under STATE/minhash-index/<run_id>/ with its own name and bytes."""
-    from ouroboros.pipeline.cli import _commit_index_remote
+    from ouroboros.pipeline.state import _commit_index_remote
 
     src = tmp_path / "out" / "minhash-index"
     src.mkdir(parents=True)

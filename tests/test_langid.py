@@ -7,7 +7,12 @@ import json
 import pytest
 from ouroboros.transforms.base import run_stage
 from ouroboros.transforms.quality.langid import LangIdConfig, LanguageID, model_path
-from ouroboros.transforms.quality.model import QualityModel, QualityModelConfig, train_quality
+from ouroboros.transforms.quality.model import (
+    QualityModel,
+    QualityModelConfig,
+    held_out,
+    train_quality,
+)
 
 from tests.conftest import SHARED_DATA as DATA
 
@@ -70,9 +75,10 @@ def test_quality_classifier_trains_deterministically_and_separates_labels(tmp_pa
     train = tmp_path / "train.jsonl"
     train.write_text("".join(x for x in majority.open(encoding="utf-8")
                              if json.loads(x)["text"] not in seen), encoding="utf-8")
-    info = train_quality(train, tmp_path / "a.bin", seed=7)
-    train_quality(train, tmp_path / "b.bin", seed=7)
-    assert info["examples"] == 218 and info["failed_attempts"] == []
+    info = train_quality(train, tmp_path / "a.bin", seed=7, holdout=0)  # held out: agreement_data
+    train_quality(train, tmp_path / "b.bin", seed=7, holdout=0)
+    assert info["examples"] == 218 and info["failed_attempts"] == [] and info["held_out"] is None
+    assert not info["quantized"]  # .bin: the full model
     a = QualityModel(QualityModelConfig(model_path=str(tmp_path / "a.bin"), threshold=0.5))
     b = QualityModel(QualityModelConfig(model_path=str(tmp_path / "b.bin")))
     good, bad, correct = [], [], 0
@@ -95,3 +101,21 @@ def test_training_rejects_bad_input(tmp_path):
     path.write_text('{"text": "x", "label": 5}\n')
     with pytest.raises(ValueError, match="label"):
         train_quality(path, tmp_path / "m.bin")
+
+
+@pytest.mark.slow
+def test_quality_classifier_is_quantized_and_measured_on_held_out_texts(tmp_path):
+    data = DATA / "quality" / "majority_data.jsonl"
+    if not data.exists():
+        pytest.skip(f"shared data not found at {data}")
+    info = train_quality(data, tmp_path / "q.ftz", epoch=5, cutoff=20_000)
+    rows = [json.loads(x) for x in data.open(encoding="utf-8")]
+    held = [r for r in rows if held_out(" ".join(r["text"].lower().split()), 0.2)]
+    assert info["quantized"] and info["bytes"] == (tmp_path / "q.ftz").stat().st_size < 5_000_000
+    assert info["examples"] + len(held) == len(rows)
+    metrics = info["held_out"]
+    assert metrics["examples"] == len(held) and metrics["positives"] == sum(r["label"] for r in held)
+    assert metrics["precision"] > 0.65 and metrics["recall"] > 0.65 and metrics["auroc"] > 0.7
+    stage = QualityModel(QualityModelConfig(model_path=str(tmp_path / "q.ftz")))
+    doc, _ = run_stage(stage, {"text": held[0]["text"]})
+    assert 0.0 <= doc["quality_model_score"] <= 1.0

@@ -106,7 +106,11 @@ def test_exact_sizes_round_to_the_expected_total():
     assert exact and all(0 <= s.exact <= s.population for s in exact)
     expected = sum(s.quota for s in exact)
     assert abs(sum(s.exact for s in exact) - expected) < 1.0
-    assert all(s.probability == s.exact / s.population for s in exact)
+    # the design probability (not k_s / N_s, which is 0 for a stratum that drew nothing) ...
+    assert all(s.probability == pytest.approx(s.quota / s.population) for s in exact)
+    assert all(s.probability > 0 for s in exact)
+    # ... and weights that make the exact-size strata stand for their whole population
+    assert sum(s.exact * s.weight for s in exact) == pytest.approx(sum(s.population for s in exact))
 
 
 def test_systematic_rounding_is_unbiased_per_stratum():

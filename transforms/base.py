@@ -127,8 +127,9 @@ def run_stage(stage: DocumentStage, doc: Mapping[str, Any]) -> tuple[dict[str, A
 def error_record(source_uri: str, source_format: str, location: str, stage: str,
                  exc: BaseException | str, *, error_type: str | None = None,
                  record_id: str | None = None, raw: bytes | str | None = None,
-                 run_id: str | None = None) -> dict[str, Any]:
-    """A quarantined input that could not become a document, with where it was and why."""
+                 run_id: str | None = None, count: int = 1) -> dict[str, Any]:
+    """A quarantined input that could not become a document, with where it was and why;
+    `count` > 1 for a summary that stands for that many inputs (`read.max_errors_per_shard`)."""
     if isinstance(raw, bytes):
         raw = raw[:200].decode("utf-8", "replace")
     return {
@@ -141,6 +142,7 @@ def error_record(source_uri: str, source_format: str, location: str, stage: str,
         "error_message": str(exc)[:2000],
         "raw_excerpt": raw[:200] if raw else None,
         "run_id": run_id,
+        "error_count": count,
     }
 
 

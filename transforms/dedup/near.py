@@ -243,11 +243,11 @@ class _Decide(beam.DoFn):
                     yield pvalue.TaggedOutput(REJECTED, doc)
                     continue
             self._kept.inc()
-            if self._params is not None and is_rep and bands is not None:
+            if self._params is not None and is_rep:  # unsigned ones too: their id says "kept"
                 yield pvalue.TaggedOutput(self.INDEX, {
                     "id": doc_id, "crawl_date": doc.get("crawl_date"),
                     "synthetic_score": score_value(doc.get("synthetic_score")),
-                    "bands": list(bands), "signature": sig, "index_params": self._params})
+                    "bands": list(bands or ()), "signature": sig, "index_params": self._params})
             yield doc
 
 

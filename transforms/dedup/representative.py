@@ -2,7 +2,8 @@
 
 The most trustworthy member represents the cluster (DESIGN.md), in this order:
 
-1. a document an earlier run kept (near dedup against the band index: tier 0) before any new one;
+1. a document an earlier run kept (near dedup against the band index: tier 0; with --reprocess,
+   such a document read again, marked ``_kept_before`` by ``earlier.py``) before any new one;
 2. the earliest ``crawl_date`` (ISO 8601 strings compare in time order); an undated document (no
    date, or an empty one) sorts after every dated one;
 3. the lowest ``synthetic_score``; an unscored document (null, NaN or not a number) sorts after
@@ -41,7 +42,9 @@ def representative_key(doc_id: str, crawl_date: Any, synthetic_score: Any,
 
 
 def doc_key(doc: Mapping[str, Any], tier: int = NEW_TIER) -> Rank:
-    """``representative_key`` of a document record."""
+    """``representative_key`` of a document record; one an earlier run kept is in its tier."""
+    if doc.get("_kept_before"):
+        tier = PRIOR_TIER
     return representative_key(doc.get("id") or "", doc.get("crawl_date"),
                               doc.get("synthetic_score"), tier)
 

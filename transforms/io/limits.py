@@ -20,6 +20,13 @@ from typing import IO
 RATIO_MIN_BYTES = 32 * 1024 * 1024
 
 
+class TruncatedStream(EOFError):
+    """A compressed stream ended inside a member or frame: the shard was cut (a failed download).
+    The message says how far reading got; the reader reports it at the first line it lost."""
+
+    error_type = "truncated"
+
+
 class LimitExceeded(Exception):
     """A configured limit was exceeded; `limit` is the config key (e.g. `max_record_bytes`)."""
 
@@ -66,15 +73,19 @@ class DecompressionBudget:
 
 
 class _CountingRaw:
-    """The compressed side: counts what the decompressor pulls from the file."""
+    """The compressed side: counts what the decompressor pulls from the file (and shows it to
+    a `ZstdFrames` walker, when there is one)."""
 
     def __init__(self, raw: IO[bytes]):
         self._raw = raw
         self.count = 0
+        self.frames: ZstdFrames | None = None
 
     def read(self, n: int = -1) -> bytes:
         data = self._raw.read(n)
         self.count += len(data)
+        if self.frames is not None:
+            self.frames.feed(data)
         return data
 
     def readable(self) -> bool:
@@ -86,36 +97,133 @@ class _CountingRaw:
 
 class GuardedStream:
     """Decompressed bytes of a file (gzip, multi-member gzip, zstd, bz2 or none), in bounded reads,
-    charged to a `DecompressionBudget`. The decompressor is chosen from the file name."""
+    charged to a `DecompressionBudget`. The decompressor is chosen from the file name. A stream
+    that ends inside a gzip member, a bzip2 stream or a zstd frame raises `TruncatedStream`."""
 
     def __init__(self, raw: IO[bytes], name: str, budget: DecompressionBudget):
         self._counting = _CountingRaw(raw)
         self._budget = budget
         self._seen = 0
+        self._decompressed = 0
+        self._frames: ZstdFrames | None = None
         lower = name.lower()
         if lower.endswith(".gz"):
+            self._kind = "gzip"
             self._stream = gzip.GzipFile(fileobj=self._counting, mode="rb")
         elif lower.endswith((".zst", ".zstd")):
             import zstandard
 
-            # Truncation of a zstd frame is silent here (zstandard returns EOF); the cut line then
-            # fails to parse and is quarantined as `invalid_json`.
+            # python-zstandard ends quietly where a frame is cut (checked: 0.25); the frame
+            # walker sees every compressed byte and tells whether the input ended between frames.
+            self._kind = "zstd"
+            self._frames = self._counting.frames = ZstdFrames()
             self._stream = zstandard.ZstdDecompressor().stream_reader(
                 self._counting, read_across_frames=True)
         elif lower.endswith(".bz2"):
+            self._kind = "bzip2"
             self._stream = bz2.BZ2File(self._counting, mode="rb")
         else:
+            self._kind = None
             self._stream = self._counting
         # read1 hands over what one decompression step produced, so the data before a corrupt
         # or truncated tail is delivered before the error is raised.
         self._read = getattr(self._stream, "read1", self._stream.read)
 
     def read(self, n: int) -> bytes:
-        data = self._read(n)
+        try:
+            data = self._read(n)
+        except EOFError as exc:  # gzip and bz2: "Compressed file ended before the end-of-stream"
+            raise TruncatedStream(self._cut(f"inside a {self._kind} stream")) from exc
+        if not data and self._frames is not None and not self._frames.complete():
+            raise TruncatedStream(self._cut(self._frames.where()))
         compressed = self._counting.count - self._seen
         self._seen = self._counting.count
+        self._decompressed += len(data)
         self._budget.add(compressed, len(data))
         return data
+
+    def _cut(self, where: str) -> str:
+        return (f"{self._kind} input ends {where}: the shard is cut after {self._counting.count:,} "
+                f"compressed bytes ({self._decompressed:,} bytes decompressed)")
+
+
+class ZstdFrames:
+    """Follows the frame and block headers of a zstd stream as its bytes go by (RFC 8878: frame
+    header, blocks whose headers give their sizes, optional checksum; skippable frames), without
+    decompressing anything, so the end of the input can be checked: between two frames, or cut."""
+
+    _MAGIC = 0xFD2FB528
+
+    def __init__(self) -> None:
+        self.frames = 0  # complete frames so far
+        self._buf = bytearray()
+        self._need = 4  # header bytes to collect before `_header` can read them
+        self._skip = 0  # body bytes to pass over before `_after_skip`
+        self._state = "magic"
+        self._checksum = False
+        self._last = False
+        self._invalid = False
+
+    def feed(self, data: bytes) -> None:
+        view, i = memoryview(data), 0
+        while i < len(view) and not self._invalid:
+            if self._skip:
+                step = min(self._skip, len(view) - i)
+                self._skip -= step
+                i += step
+                if not self._skip:
+                    self._after_skip()
+                continue
+            step = min(self._need - len(self._buf), len(view) - i)
+            self._buf += view[i:i + step]
+            i += step
+            if len(self._buf) == self._need:
+                header, self._buf = bytes(self._buf), bytearray()
+                self._header(header)
+
+    def _header(self, b: bytes) -> None:
+        if self._state == "magic":
+            magic = int.from_bytes(b, "little")
+            if magic == self._MAGIC:
+                self._state, self._need = "descriptor", 1
+            elif magic & 0xFFFFFFF0 == 0x184D2A50:
+                self._state, self._need = "skippable", 4
+            else:
+                self._invalid = True  # not zstd: the decompressor reports that itself
+        elif self._state == "descriptor":
+            fhd = b[0]
+            fcs, single, dict_id = fhd >> 6, (fhd >> 5) & 1, fhd & 3
+            self._checksum = bool((fhd >> 2) & 1)
+            self._pass("header", (0 if single else 1) + (0, 1, 2, 4)[dict_id]
+                       + ((1 if single else 0), 2, 4, 8)[fcs])
+        elif self._state == "block":
+            h = int.from_bytes(b, "little")
+            self._last = bool(h & 1)
+            self._pass("block_body", 1 if (h >> 1) & 3 == 1 else h >> 3)  # RLE: one byte
+        elif self._state == "skippable":
+            self._pass("skippable_body", int.from_bytes(b, "little"))
+
+    def _pass(self, state: str, n: int) -> None:
+        self._state, self._skip = state, n
+        if not n:
+            self._after_skip()
+
+    def _after_skip(self) -> None:
+        if self._state == "header" or (self._state == "block_body" and not self._last):
+            self._state, self._need = "block", 3
+        elif self._state == "block_body" and self._checksum:
+            self._pass("checksum", 4)
+        else:  # the last block, its checksum, or a skippable frame: a frame ends here
+            self.frames += self._state != "skippable_body"
+            self._state, self._need = "magic", 4
+
+    def complete(self) -> bool:
+        """True when the bytes so far end between two frames (or are not zstd at all)."""
+        return self._invalid or (self._state == "magic" and not self._buf and not self._skip)
+
+    def where(self) -> str:
+        part = "header" if self._state in ("magic", "descriptor", "header") else "blocks"
+        return f"inside the {part} of zstd frame {self.frames + 1}"
 
 
 def bounded_lines(stream: GuardedStream | IO[bytes], max_line_bytes: int, max_skip_bytes: int,

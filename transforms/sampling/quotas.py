@@ -10,10 +10,14 @@ carries ``sample_weight = 1 / p_s``: summing weights per stratum estimates its p
 
 Small quotas are sampled at an exact size instead (the k_s records with the smallest hashes, a
 simple random sample without replacement): a Bernoulli draw with expectation 0.8 loses the stratum
-almost half of the time, an exact draw of one record never does. The expected counts p_s * N_s of
-those strata are rounded to integers k_s by systematic rounding (unbiased per stratum, total within
-one record), and their records carry p = k_s / N_s: the weights of a kept exact-size stratum sum
-to its population exactly (post-stratified Horvitz-Thompson).
+almost half of the time, an exact draw of one record never does. The expected counts v_s = p_s N_s
+of those strata are rounded to integers k_s by systematic rounding (unbiased per stratum, total
+within one record). Every record keeps its design probability p_s > 0 (a stratum that drew no
+record this time could have), and the weights are calibrated so that they add up to the
+population that entered the sampler (`sample_weights`): N_s / k_s in a drawn exact-size stratum
+(its kept records stand for it exactly), scaled, in the tail of strata expecting less than one
+record each (more strata than the budget has records), so that the drawn tail strata also stand
+for the tail strata that drew nothing, in proportion to their sizes.
 """
 
 from __future__ import annotations
@@ -216,8 +220,9 @@ class StratumPlan:
     population: int  # records in the stratum before sampling
     size: float  # records or tokens (the unit of the budget)
     quota: float  # Q_s in the unit of the budget
-    probability: float  # inclusion probability p_s
+    probability: float  # design inclusion probability p_s of a record (> 0 with a quota)
     exact: int | None  # k_s for an exact-size stratum, else None (Bernoulli with p_s)
+    weight: float = 1.0  # sample_weight of a kept record (see `sample_weights`)
 
 
 @dataclass(frozen=True)
@@ -236,6 +241,8 @@ class SamplePlan:
             "budget": self.budget,
             "strata": len(self.strata),
             "strata_with_quota": sum(1 for s in self.strata.values() if s.probability > 0),
+            "strata_drawn": sum(1 for s in self.strata.values()
+                                if (s.exact if s.exact is not None else s.probability) > 0),
             "exact_size_strata": sum(1 for s in self.strata.values() if s.exact is not None),
             "input_records": sum(s.population for s in self.strata.values()),
             "expected_records": expected,
@@ -274,15 +281,44 @@ def make_plan(counts: Mapping[str, tuple[int, float]], config: SamplingConfig) -
     expected = {k: prob[k] * counts[k][0] for k in q}
     exact_keys = [k for k in sorted(q) if prob[k] < 1.0 and expected[k] <= config.exact_max]
     ks = systematic_round({k: expected[k] for k in exact_keys}, config.seed)
-    strata = {}
-    for k in q:
-        pop = int(counts[k][0])
-        if k in ks:
-            kk = min(ks[k], pop)
-            strata[k] = StratumPlan(pop, float(counts[k][1]), q[k], kk / pop, kk)
-        else:
-            strata[k] = StratumPlan(pop, float(counts[k][1]), q[k], prob[k], None)
+    sizes = {k: min(ks[k], int(counts[k][0])) for k in ks}
+    population = {k: int(counts[k][0]) for k in q}
+    weights = sample_weights(population, prob, sizes)
+    strata = {k: StratumPlan(population[k], float(counts[k][1]), q[k], prob[k], sizes.get(k),
+                             weights[k]) for k in q}
     return SamplePlan(strata, None if budget is None else float(budget), config.unit, config.policy)
+
+
+def sample_weights(population: Mapping[str, int], prob: Mapping[str, float],
+                   exact: Mapping[str, int]) -> dict[str, float]:
+    """The weight of a kept record per stratum, calibrated to the population entering the sampler.
+
+    - Bernoulli strata (not in `exact`): 1 / p_s, Horvitz-Thompson.
+    - Exact-size strata expecting a record or more (v_s = p_s N_s >= 1, so k_s >= 1): N_s / k_s;
+      their kept records add up to N_s exactly (post-stratified).
+    - The tail, exact-size strata expecting less than one record (k_s is 0 or 1): a drawn one
+      stands for itself and, in proportion to its size, for the tail strata that drew nothing:
+      N_s * N_tail / N_drawn. The weights then add up to the tail's population, which 1 / p_s
+      alone does only on average (its total swings with which strata the rounding drew: 87
+      instead of 201 records in issue 12), and N_s / k_s alone never (it drops every stratum
+      that drew nothing). If no tail stratum drew, the tail is spread over the other strata.
+    """
+    weights = {k: 1.0 / p if p > 0 else 0.0 for k, p in prob.items()}
+    tail = [k for k in exact if prob[k] * population[k] < 1.0 - 1e-9]
+    for k, n in exact.items():
+        if n > 0:
+            weights[k] = population[k] / n
+    tail_population = sum(population[k] for k in tail)
+    drawn = sum(population[k] for k in tail if exact[k] > 0)
+    if drawn > 0:
+        for k in tail:
+            weights[k] *= tail_population / drawn
+    elif tail_population:
+        rest = [k for k in prob if k not in tail]
+        covered = sum(population[k] for k in rest)
+        for k in rest:
+            weights[k] *= (covered + tail_population) / covered if covered else 1.0
+    return weights
 
 
 def select(u: float, rid: str, plan: StratumPlan, cutoff: tuple[float, str] | None) -> bool:
@@ -340,7 +376,7 @@ class _SelectFn(beam.DoFn):
         rid = record_id(doc)
         out = {**doc, "stratum_population": sp.population, "inclusion_probability": sp.probability}
         if select(unit_hash(rid, self._salt), rid, sp, cutoffs.get(key)):
-            out["sample_weight"] = 1.0 / sp.probability
+            out["sample_weight"] = sp.weight
             self._kept.inc()
             yield out
             return

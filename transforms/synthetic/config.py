@@ -23,8 +23,9 @@ class SyntheticConfig(StrictModel):
         "default", description="`default`: the shipped hashed n-gram model; "
         "`hf_classifier`: a local Hugging Face sequence classifier at `model_path`")
     model_path: str | None = Field(
-        None, description="model directory: a `train-synthetic` output for `default` (null = the "
-        "model shipped in the package), or a local Hugging Face model for `hf_classifier`")
+        None, description="model directory (a path, file://, gs://, s3://): a `train-synthetic` "
+        "output for `default` (null = the model shipped in the package), or a Hugging Face model "
+        "for `hf_classifier`")
     prior: float = Field(
         0.05, gt=0, lt=1, description="assumed share of machine-written documents in the input (the "
         "base rate P(machine)); the default scorer's calibrated odds are those of a corpus with "

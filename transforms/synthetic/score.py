@@ -32,6 +32,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 from ouroboros.transforms.base import METRICS_NAMESPACE, DocumentStage, Verdict
+from ouroboros.transforms.model_files import fetch_dir
 from ouroboros.transforms.synthetic.calibrate import calibrated
 from ouroboros.transforms.synthetic.config import (
     PROVENANCE_CLASSES,
@@ -164,11 +165,13 @@ def machine_label_index(id2label: dict[Any, str], wanted: str | None) -> int:
 
 
 def make_scorer(config: SyntheticConfig) -> SyntheticScorer:
+    # A model on gs:// or s3:// is copied to a local directory once per process (model_files).
+    model_dir = fetch_dir(config.model_path) if config.model_path else None
     if config.scorer == "hf_classifier":
-        if not config.model_path:
+        if not model_dir:
             raise ValueError("synthetic.scorer=hf_classifier needs synthetic.model_path")
-        return HFClassifierScorer(config.model_path, config.hf_machine_label, config.hf_device)
-    return DefaultSyntheticScorer(config.model_path, config.prior)
+        return HFClassifierScorer(model_dir, config.hf_machine_label, config.hf_device)
+    return DefaultSyntheticScorer(model_dir, config.prior)
 
 
 class _Handle:
