@@ -393,14 +393,16 @@ def operating_point_check(rows: list[dict]) -> None:
     web = [r for r in rows if r["kind"] == "source" and r["fold"] in HUMAN_WEB_SOURCES and "p" in r]
     if web:
         p_web = np.concatenate([r["p"][r["own_human"]] for r in web])
+        w_web = np.concatenate([np.full(int(r["own_human"].sum()), 1.0 / r["own_human"].sum())
+                                for r in web])  # each web source weighing the same, as at training
         print(f"\noperating points at the default prior {cfg.prior:g}: shipped ai_assisted >= "
               f"{cfg.ai_assisted_threshold:g}, synthetic >= {cfg.synthetic_threshold:g} (set at "
               f"training on out-of-source scores); the same rule on this bench's {len(p_web)} "
               f"held-out human web texts gives ai_assisted >= "
-              f"{operating_threshold(p_web, AI_ASSISTED_MAX_FPR):g}, synthetic >= "
-              f"{operating_threshold(p_web, SYNTHETIC_MAX_FPR):g}; at the shipped thresholds they "
-              f"are flagged {np.mean(p_web >= cfg.ai_assisted_threshold):.4f} / "
-              f"{np.mean(p_web >= cfg.synthetic_threshold):.4f}")
+              f"{operating_threshold(p_web, AI_ASSISTED_MAX_FPR, w_web):g}, synthetic >= "
+              f"{operating_threshold(p_web, SYNTHETIC_MAX_FPR, w_web):g}; at the shipped "
+              f"thresholds they are flagged {np.mean(p_web >= cfg.ai_assisted_threshold):.4f} / "
+              f"{np.mean(p_web >= cfg.synthetic_threshold):.4f} (pooled)")
     print(f"{'kind':<8}{'fold':<16}{'machine >= ai_assisted':>23}{'>= synthetic':>13}"
           f"{'human >= ai_assisted':>21}")
     for r in rows:
