@@ -12,11 +12,13 @@ document (stored, like every other signal, so the mixer can re-decide later) and
 
 Scorers follow ``SyntheticScorer``; the default one (``DefaultSyntheticScorer``) is a linear model
 over hashed word 1-2-grams and character 3-5-grams of a formatting-blind view of the text and word
-1-3-grams of its topic-masked view (``synthetic/ngrams.py``), trained on current chat-model and human text with human web pages as
-negatives, Platt-calibrated on out-of-source predictions and shifted to the base rate the user
-assumes (``synthetic.prior``; ``synthetic/calibrate.py``). ``HFClassifierScorer`` plugs in any local
-Hugging Face sequence classifier. Scorers load once per worker process through Beam's ``Shared``
-and score a batch of texts per call.
+1-3-grams of its topic-masked view (``synthetic/ngrams.py``), trained on current chat-model and
+human text with human web pages as negatives, Platt-calibrated on out-of-source predictions and
+shifted to the base rate the user assumes (``synthetic.prior``; ``synthetic/calibrate.py``). Its
+class thresholds are operating points set on held-out human web text at training
+(``train.operating_points``). ``HFClassifierScorer`` plugs in any local Hugging Face sequence
+classifier. Scorers load once per worker process through Beam's ``Shared`` and score a batch of
+texts per call.
 """
 
 from __future__ import annotations

@@ -12,7 +12,10 @@ Recipe (fixed seed, single-threaded, so the same data gives byte-identical model
    (With fewer than three sources, e.g. one JSONL file, five folds by ``group`` instead.)
 4. Calibration: a Platt fit on those out-of-source log-odds, class-balanced, so the calibrated
    log-odds are a likelihood ratio; the scorer adds the log-odds of ``synthetic.prior``.
-5. The shipped model is trained on everything; the printed metrics are the out-of-source ones.
+5. Operating points: the class thresholds at which at most 1% / 0.1% of the held-out human web
+   texts (out-of-source scores at the default prior, each web source weighing the same) reach
+   ``ai_assisted`` / ``synthetic`` (``operating_points``); the config's defaults are these.
+6. The shipped model is trained on everything; the printed metrics are the out-of-source ones.
 
 Linear model: logistic regression by stochastic gradient descent (scikit-learn's
 ``SGDClassifier``), stored as a float32 weight vector (``weights.npy``) and JSON, never pickled.
