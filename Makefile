@@ -20,8 +20,10 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(VENV)/bin/ouroboros demo
 
+# The suite runs on every core (pytest-xdist), a test file per worker so that a file's
+# module-scoped pipeline runs happen once.
 test: install
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n auto --dist loadfile
 
 test-fast: install
 	$(VENV)/bin/pytest -q -m "not slow"

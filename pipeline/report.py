@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from ouroboros.pipeline.outputs import read_stats, write_text
 from ouroboros.pipeline.profile import funnel, profile
+from ouroboros.transforms.synthetic.config import SyntheticConfig
 
 BEFORE, AFTER, DROPPED, ERROR = "#a0aec0", "#2b6cb0", "#dd6b20", "#c53030"
 
@@ -281,10 +282,12 @@ def _synthetic(prof: dict[str, Any]) -> str:
     rows = [[_e(k), v, classes["after"].get(k, 0)] for k, v in classes["before"].items()]
     table = _table(["provenance_class", "scored", "curated"], rows, numeric={1, 2}) if rows else ""
     missing = prof["synthetic_score"]["missing"]
+    cfg = SyntheticConfig()
     note = (f'<p class="note">Documents dropped before the synthetic stage have no score '
-            f'({_n(missing)}). <code>human</code> &lt; 0.5 &le; <code>ai_assisted</code> &lt; 0.9 '
-            '&le; <code>synthetic</code> by default; <code>unknown</code> for texts the scorer does '
-            'not judge (short or not English).</p>')
+            f'({_n(missing)}). <code>human</code> &lt; {cfg.ai_assisted_threshold:g} &le; '
+            f'<code>ai_assisted</code> &lt; {cfg.synthetic_threshold:g} &le; <code>synthetic</code> '
+            'by default; <code>unknown</code> for texts the scorer does not judge (short or not '
+            'English).</p>')
     return _score_figure(prof["synthetic_score"]) + table + note
 
 

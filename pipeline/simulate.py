@@ -49,7 +49,7 @@ REGIMES = ("replace", "accumulate", "curated", "curated_accumulate")
 CURATED = ("curated", "curated_accumulate")
 
 # The curation a user would configure against model collapse (see README, "Model collapse"):
-# drop what the scorer calls `synthetic` (>= 0.9, its 9:1 odds point), keep every quality filter
+# drop what the scorer calls `synthetic` (its stricter operating point), keep every quality filter
 # and near-dedup on, and sample the budget tail-preservingly over language x topic strata.
 DEFAULT_CURATION = (
     "synthetic.drop_classes=[synthetic]",

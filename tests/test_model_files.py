@@ -139,7 +139,7 @@ def test_models_that_do_not_load_are_named_by_key(bucket, tmp_path):
                                                     f"synthetic.model_path={bucket}/syn"]))
     assert problems[0].startswith(f"quality_model.model_path: {bucket}/q.ftz is not a fastText model")
     assert problems[1] == (f"synthetic.model_path: {bucket}/syn is not a `train-synthetic` model "
-                           "directory (no weights.npy)")
+                           "directory (no weights.npy, vocab.txt)")
     memfs.OBJECTS[f"{bucket}/hf/config.json"] = (b'{"id2label": {"0": "human"}}', time.time())
     memfs.OBJECTS[f"{bucket}/hf/model.safetensors"] = (b"weights", time.time())
     hf = ["synthetic.scorer=hf_classifier"]

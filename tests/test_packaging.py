@@ -24,6 +24,7 @@ PACKAGE_DIRS = {"ouroboros": "ouroboros", "pipeline": "ouroboros/pipeline",
                 "transforms": "ouroboros/transforms", "schemas": "ouroboros/schemas"}
 SHIPPED = ["ouroboros/transforms/models/synthetic/weights.npy",
            "ouroboros/transforms/models/synthetic/model.json",
+           "ouroboros/transforms/models/synthetic/vocab.txt",
            "ouroboros/pipeline/demo_corpus/demo.jsonl", "ouroboros/pipeline/demo_corpus/demo.warc"]
 FULL_INSTALL = os.environ.get("OUROBOROS_FULL_INSTALL_TEST") == "1"
 

@@ -55,3 +55,36 @@ def fit_platt(raw: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = 
 def calibrated(raw: np.ndarray, a: float, b: float, prior: float) -> np.ndarray:
     """P(machine) at base rate ``prior`` from raw classifier log-odds."""
     return sigmoid(a * np.asarray(raw, dtype=float) + b + logit(prior))
+
+
+HUMAN_WEB_SOURCES = ("web_human", "web_human_more", "warc")  # held-out human web text
+AI_ASSISTED_MAX_FPR = 0.01  # operating point of `ai_assisted`: <= 1% of held-out human web pages
+SYNTHETIC_MAX_FPR = 0.001  # of `synthetic`: <= 0.1%
+
+
+def false_positive_rate(human_scores: np.ndarray, threshold: float,
+                        weights: np.ndarray | None = None) -> float:
+    """(Weighted) share of human texts whose calibrated score reaches ``threshold``."""
+    s = np.asarray(human_scores, dtype=float)
+    if not len(s):
+        return float("nan")
+    w = np.ones(len(s)) if weights is None else np.asarray(weights, dtype=float)
+    return float(w[s >= threshold].sum() / w.sum())
+
+
+def operating_threshold(human_scores: np.ndarray, max_fpr: float,
+                        weights: np.ndarray | None = None, step: float = 0.01) -> float:
+    """The operating-point rule: the lowest threshold on a ``step`` grid that at most ``max_fpr``
+    of the held-out human texts (each scored by a model that never saw its source; ``weights``,
+    e.g. equal total per source, so a small kind of page counts as much as a large one) reach.
+
+    Why a threshold and not a larger prior: the score stays a calibrated probability at the
+    assumed base rate; the class is the decision, set where its false alarms on human web text are
+    known. 1.0 if no grid value qualifies."""
+    if not len(np.asarray(human_scores)):
+        raise ValueError("no held-out human scores to set an operating point on")
+    for k in range(1, round(1 / step) + 1):
+        threshold = round(k * step, 6)
+        if false_positive_rate(human_scores, threshold, weights) <= max_fpr:
+            return threshold
+    return 1.0

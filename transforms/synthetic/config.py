@@ -37,11 +37,13 @@ class SyntheticConfig(StrictModel):
         "names such as `fake`, `machine`, `ai`, `generated`, else label id 1)")
     hf_device: str = Field("cpu", description="torch device for `hf_classifier` (e.g. `cuda:0`)")
     ai_assisted_threshold: float = Field(
-        0.5, ge=0, le=1, description="score from which a text is `ai_assisted` (the calibrated even-odds "
-        "point at the assumed `prior`: from here machine authorship is at least as likely as not)")
+        0.37, ge=0, le=1, description="score from which a text is `ai_assisted`: the shipped model's "
+        "operating point, set at training by a rule on held-out data (the lowest threshold that at "
+        "most 1% of the held-out human web pages reach, each web source weighing the same, scored "
+        "out of source at the default prior; `model.json` `metrics.operating_points`)")
     synthetic_threshold: float = Field(
-        0.9, ge=0, le=1, description="score from which a text is `synthetic` (9:1 odds of machine "
-        "authorship at the assumed `prior`)")
+        0.44, ge=0, le=1, description="score from which a text is `synthetic`: the same rule at "
+        "0.1% of the held-out human web pages")
     min_words: int = Field(
         50, ge=1, description="texts with fewer words are `unknown`: detectors are unreliable on short "
         "texts (OpenAI's 2023 classifier refused under 1,000 characters, about 150 words)")

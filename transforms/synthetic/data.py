@@ -108,7 +108,9 @@ def load_modern(root: str | Path, sources: Iterable[str] = MODERN_SOURCES) -> li
 
 
 def load_old_synthetic(root: str | Path) -> list[dict[str, Any]]:
-    """``synthetic/``: DetectGPT continuations by base models (GPT-2 ... NeoX) and ZipPy's samples."""
+    """``synthetic/``: DetectGPT continuations by base models (GPT-2 ... NeoX), ZipPy's samples
+    (``zippy``: human vs LLM texts; ``gpt3-samples``: GPT-3 base-model samples, machine only).
+    Never trained on by default: the benchmark's external held-out sets."""
     root = Path(root) / "synthetic"
     records = []
     for path in sorted((root / "detectgpt-open-models").glob("*.raw_data.json")):
@@ -121,7 +123,16 @@ def load_old_synthetic(root: str | Path) -> list[dict[str, Any]]:
     for sub, label, generator in (("human-generated", 0, "human"), ("llm-generated", 1, "unknown-llm")):
         for path in sorted((root / "zippy" / sub).glob("*.txt")):
             text = path.read_text(encoding="utf-8", errors="replace")
-            records.append(_record(text, label, "zippy", generator, "essays", f"zippy:{digest(text)}"))
+            # `<arXiv id>_generated.txt`: a paper's abstract and introduction as extracted from its
+            # PDF (line-break hyphens, citations) with generated passages; the other files are
+            # whole chat-model answers (essays, abstracts, news, a song, ...).
+            domain = "arxiv-paper" if path.name.endswith("_generated.txt") else "misc"
+            records.append(_record(text, label, "zippy", generator, domain, f"zippy:{digest(text)}"))
+    gpt3 = root / "zippy" / "GPT-3-175b_samples.jsonl"
+    if gpt3.exists():  # unconditional samples of the GPT-3 175B base model (2020)
+        for row in _jsonl(gpt3):
+            records.append(_record(str(row), 1, "gpt3-samples", "gpt-3-175b-base", "unconditional",
+                                   f"gpt3:{digest(str(row))}"))
     return records
 
 

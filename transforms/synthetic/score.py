@@ -11,12 +11,14 @@ document (stored, like every other signal, so the mixer can re-decide later) and
 - ``synthetic_model``: scorer name and version, so scores from different models are never mixed up.
 
 Scorers follow ``SyntheticScorer``; the default one (``DefaultSyntheticScorer``) is a linear model
-over hashed word 1-2-grams and character 3-5-grams of a formatting-blind view of the text
-(``synthetic/ngrams.py``), trained on current chat-model and human text with human web pages as
-negatives, Platt-calibrated on out-of-source predictions and shifted to the base rate the user
-assumes (``synthetic.prior``; ``synthetic/calibrate.py``). ``HFClassifierScorer`` plugs in any local
-Hugging Face sequence classifier. Scorers load once per worker process through Beam's ``Shared``
-and score a batch of texts per call.
+over hashed word 1-2-grams and character 3-5-grams of a formatting-blind view of the text and word
+1-3-grams of its topic-masked view (``synthetic/ngrams.py``), trained on current chat-model and
+human text with human web pages as negatives, Platt-calibrated on out-of-source predictions and
+shifted to the base rate the user assumes (``synthetic.prior``; ``synthetic/calibrate.py``). Its
+class thresholds are operating points set on held-out human web text at training
+(``train.operating_points``). ``HFClassifierScorer`` plugs in any local Hugging Face sequence
+classifier. Scorers load once per worker process through Beam's ``Shared`` and score a batch of
+texts per call.
 """
 
 from __future__ import annotations
@@ -41,11 +43,11 @@ from ouroboros.transforms.synthetic.config import (
     provenance_class,
 )
 from ouroboros.transforms.synthetic.features import ENGLISH_FUNCTION_WORDS
-from ouroboros.transforms.synthetic.ngrams import linear_scores
+from ouroboros.transforms.synthetic.ngrams import Vocabulary, linear_scores
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "synthetic"
-MODEL_FILES = ("weights.npy", "model.json")
-MODEL_FORMAT = "hashed-ngram-linear/2"
+MODEL_FILES = ("weights.npy", "model.json", "vocab.txt")
+MODEL_FORMAT = "hashed-ngram-linear/3"
 
 
 class SyntheticScorer(Protocol):
@@ -60,8 +62,8 @@ class SyntheticScorer(Protocol):
 
 
 class DefaultSyntheticScorer:
-    """A linear model over hashed word and character n-grams, calibrated out of source and
-    shifted to the assumed base rate ``prior`` (``synthetic.prior``)."""
+    """A linear model over hashed word and character n-grams and topic-masked word n-grams,
+    calibrated out of source and shifted to the assumed base rate ``prior`` (``synthetic.prior``)."""
 
     name = "ouroboros-synthetic"
 
@@ -83,13 +85,17 @@ class DefaultSyntheticScorer:
             raise ValueError(f"{paths[1]}: format {meta.get('format')!r}, expected {MODEL_FORMAT!r} "
                              "(retrain with `ouroboros train-synthetic`)")
         weights = np.load(paths[0], allow_pickle=False)
-        if weights.ndim != 1 or len(weights) != 1 << int(meta["bits"]):
-            raise ValueError(f"{paths[0]}: {weights.shape} weights for {meta['bits']} hash bits")
+        self._bits = int(meta["bits"])
+        if weights.ndim != 1 or len(weights) != 2 << self._bits:
+            raise ValueError(f"{paths[0]}: {weights.shape} weights for {self._bits} hash bits and "
+                             "two views")
+        self._vocab = Vocabulary(paths[2].read_text(encoding="utf-8").splitlines(),
+                                 int(meta["masked_view"]["keep"]))
         digest = hashlib.sha256()
         for p in paths:
             digest.update(p.read_bytes())
         # The prior is part of the version: scores made under different priors must not mix.
-        self.version = f"2.{digest.hexdigest()[:12]}+prior={self.prior:g}"
+        self.version = f"3.{digest.hexdigest()[:12]}+prior={self.prior:g}"
         self._bias = float(meta["bias"])
         self._platt = (float(meta["calibration"]["a"]), float(meta["calibration"]["b"]))
         self._weights = weights.astype(np.float64)
@@ -98,7 +104,7 @@ class DefaultSyntheticScorer:
         """The linear model's uncalibrated log-odds (what calibration maps)."""
         if self._weights is None:
             self.load()
-        return linear_scores(list(texts), self._weights, self._bias)
+        return linear_scores(list(texts), self._weights, self._bias, self._bits, self._vocab)
 
     def score(self, texts: Sequence[str]) -> list[float]:
         """Calibrated P(machine) at the assumed prior, for a whole batch in one vectorised pass."""

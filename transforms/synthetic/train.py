@@ -2,8 +2,9 @@
 
 Recipe (fixed seed, single-threaded, so the same data gives byte-identical model files):
 
-1. Features: hashed word 1-2-grams and character 3-5-grams of the formatting-blind view
-   (``synthetic/ngrams.py``).
+1. Features: hashed word 1-2-grams and character 3-5-grams of the formatting-blind view, and word
+   1-3-grams of its topic-masked view (words outside the 500 commonest replaced by their frequency
+   class; ``synthetic/ngrams.py``), two blocks of 2**20 columns.
 2. Weights: every (source, label) cell gets the same total weight within its class, and the two
    classes the same total, so no corpus, domain or class share becomes the label (a corpus of
    9,000 rewrites counts as much as 60 web pages).
@@ -11,7 +12,10 @@ Recipe (fixed seed, single-threaded, so the same data gives byte-identical model
    (With fewer than three sources, e.g. one JSONL file, five folds by ``group`` instead.)
 4. Calibration: a Platt fit on those out-of-source log-odds, class-balanced, so the calibrated
    log-odds are a likelihood ratio; the scorer adds the log-odds of ``synthetic.prior``.
-5. The shipped model is trained on everything; the printed metrics are the out-of-source ones.
+5. Operating points: the class thresholds at which at most 1% / 0.1% of the held-out human web
+   texts (out-of-source scores at the default prior, each web source weighing the same) reach
+   ``ai_assisted`` / ``synthetic`` (``operating_points``); the config's defaults are these.
+6. The shipped model is trained on everything; the printed metrics are the out-of-source ones.
 
 Linear model: logistic regression by stochastic gradient descent (scikit-learn's
 ``SGDClassifier``), stored as a float32 weight vector (``weights.npy``) and JSON, never pickled.
@@ -27,7 +31,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ouroboros.transforms.synthetic.calibrate import balanced_weights, calibrated, fit_platt
+from ouroboros.transforms.synthetic.calibrate import (
+    AI_ASSISTED_MAX_FPR,
+    HUMAN_WEB_SOURCES,
+    SYNTHETIC_MAX_FPR,
+    balanced_weights,
+    calibrated,
+    false_positive_rate,
+    fit_platt,
+    operating_threshold,
+)
 from ouroboros.transforms.synthetic.data import load_training_data, read_labelled_jsonl
 from ouroboros.transforms.synthetic.metrics import (
     auroc,
@@ -36,10 +49,18 @@ from ouroboros.transforms.synthetic.metrics import (
     reliability,
     tpr_at_fpr,
 )
-from ouroboros.transforms.synthetic.ngrams import CHAR_N, VIEW_CHARS, feature_matrix
+from ouroboros.transforms.synthetic.ngrams import (
+    CHAR_N,
+    KEEP_WORDS,
+    MASK_N,
+    VIEW_CHARS,
+    Vocabulary,
+    default_vocabulary,
+    feature_matrix,
+)
 from ouroboros.transforms.synthetic.score import MODEL_FILES, MODEL_FORMAT
 
-BITS = 20  # 2**20 float32 weights = 4 MiB
+BITS = 20  # 2 x 2**20 float32 weights (two views) = 8 MiB
 SGD_PARAMS: dict[str, Any] = {"loss": "log_loss", "penalty": "l2", "alpha": 1e-5, "max_iter": 30,
                               "tol": 1e-4}
 MIN_SOURCES = 3
@@ -124,18 +145,59 @@ def calibration_report(oof: np.ndarray, y: np.ndarray, folds: np.ndarray,
     }
 
 
+def operating_points(oof: np.ndarray, y: np.ndarray, sources: Sequence[str], a: float, b: float,
+                     prior: float = REPORT_PRIOR) -> dict[str, Any]:
+    """The class thresholds by the operating-point rule (``calibrate.operating_threshold``) on the
+    out-of-source scores, calibrated at ``prior``, of the held-out human web texts (every human
+    text when the data has no human web source), and what they flag in every source."""
+    src = np.asarray(sources)
+    human = y == 0
+    web = human & np.isin(src, HUMAN_WEB_SOURCES)
+    pool = web if web.any() else human
+    p = calibrated(oof, a, b, prior)
+    w = balanced_weights(np.zeros(int(pool.sum()), dtype=int), src[pool])  # equal total per source
+    ai = operating_threshold(p[pool], AI_ASSISTED_MAX_FPR, w)
+    syn = max(operating_threshold(p[pool], SYNTHETIC_MAX_FPR, w), ai)
+    per_source = {}
+    for s in sorted(set(src.tolist())):
+        m = src == s
+        row = {}
+        for name, cls in (("machine_flagged", 1), ("human_flagged", 0)):
+            if (m & (y == cls)).any():
+                row[name] = float(np.mean(p[m & (y == cls)] >= ai))
+        per_source[s] = row
+    return {
+        "rule": (f"lowest threshold (0.01 grid) that <= {AI_ASSISTED_MAX_FPR:.1%} (ai_assisted) / "
+                 f"<= {SYNTHETIC_MAX_FPR:.1%} (synthetic) of the held-out human "
+                 f"{'web ' if web.any() else ''}texts reach, each source weighing the same, "
+                 f"out-of-source scores at prior {prior:g}"),
+        "prior": prior, "held_out_human_texts": int(pool.sum()),
+        "sources": sorted(set(src[pool].tolist())),
+        "ai_assisted_threshold": ai, "synthetic_threshold": syn,
+        "human_fpr_ai_assisted": false_positive_rate(p[pool], ai, w),
+        "human_fpr_synthetic": false_positive_rate(p[pool], syn, w),
+        "flagged_ai_assisted_or_above_per_source": per_source,
+    }
+
+
+def default_features(texts: Sequence[str], bits: int = BITS):
+    """The shipped recipe's feature matrix of ``texts`` (both views)."""
+    return feature_matrix(texts, bits, Vocabulary(default_vocabulary(), KEEP_WORDS))
+
+
 def fit_detector(records: list[dict[str, Any]], output_dir: str | Path, seed: int = 0,
                  bits: int = BITS, X=None) -> dict[str, Any]:
     """Train, calibrate out of source and write ``MODEL_FILES``; returns the out-of-source metrics.
 
-    ``X`` (the :func:`feature_matrix` of the records' texts) can be passed to skip featurising."""
+    ``X`` (the :func:`default_features` of the records' texts) can be passed to skip featurising."""
     y = np.array([int(r["label"]) for r in records])
     if len(set(y.tolist())) < 2:
         raise ValueError("training data needs both human (0) and machine (1) texts")
     sources = [str(r.get("source") or "") for r in records]
     groups = [str(r.get("group") or r["text"]) for r in records]
+    vocab = default_vocabulary()
     if X is None:
-        X = feature_matrix([r["text"] for r in records], bits)
+        X = feature_matrix([r["text"] for r in records], bits, Vocabulary(vocab, KEEP_WORDS))
     folds = held_out_folds(sources, groups, seed)
     fold_names = {int(k): (sources[int(np.flatnonzero(folds == k)[0])] if len(set(sources)) >= MIN_SOURCES
                            else f"group-fold-{k}") for k in np.unique(folds)}
@@ -144,10 +206,12 @@ def fit_detector(records: list[dict[str, Any]], output_dir: str | Path, seed: in
     a, b = fit_platt(oof, y, balanced_weights(y, strata))
     report = calibration_report(oof, y, folds, strata)
     report["auroc_per_fold"] = {fold_names[int(k)]: v for k, v in report["auroc_per_fold"].items()}
+    report["operating_points"] = operating_points(oof, y, sources, a, b)
     coef, bias = fit_linear(X, y, cell_weights(sources, y), seed)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     np.save(output_dir / MODEL_FILES[0], coef, allow_pickle=False)
+    (output_dir / MODEL_FILES[2]).write_text("".join(w + "\n" for w in vocab), encoding="utf-8")
     counts: dict[str, list[int]] = {}
     for s, label in zip(sources, y.tolist()):
         counts.setdefault(s, [0, 0])[label] += 1
@@ -159,6 +223,8 @@ def fit_detector(records: list[dict[str, Any]], output_dir: str | Path, seed: in
     meta = {
         "format": MODEL_FORMAT, "bits": bits, "view_chars": VIEW_CHARS, "char_n": list(CHAR_N),
         "word_n": [1, 2], "bias": bias,
+        "masked_view": {"keep": KEEP_WORDS, "word_n": list(MASK_N), "vocab": MODEL_FILES[2],
+                        "vocab_words": len(vocab), "vocab_source": "wordfreq top_n_list('en')"},
         "calibration": {"method": "platt, class-balanced, on out-of-source log-odds", "a": a, "b": b},
         "training": {"sgd": SGD_PARAMS, "seed": seed,
                      "texts_per_source_human_machine": dict(sorted(counts.items()))},
@@ -183,6 +249,13 @@ def format_metrics(metrics: dict[str, Any]) -> str:
               f"ECE balanced {metrics['ece_balanced']:.4f}  ECE at prior {REPORT_PRIOR} "
               f"{metrics['ece_at_prior']:.4f}")]
     lines += [f"  held-out {name}: AUROC {v:.4f}" for name, v in metrics["auroc_per_fold"].items()]
+    ops = metrics["operating_points"]
+    lines.append(f"  operating points ({ops['rule']}): ai_assisted >= {ops['ai_assisted_threshold']:.2f} "
+                 f"(human FPR {ops['human_fpr_ai_assisted']:.4f}), synthetic >= "
+                 f"{ops['synthetic_threshold']:.2f} (human FPR {ops['human_fpr_synthetic']:.4f}); "
+                 "share of each source flagged ai_assisted or above:")
+    lines += [f"    {s}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items())
+              for s, row in ops["flagged_ai_assisted_or_above_per_source"].items()]
     for key, title in (("reliability_balanced", "classes balanced"),
                        ("reliability_at_prior", f"classes weighted to prior {REPORT_PRIOR}")):
         lines.append(f"  reliability ({title}): bin  n  machine  predicted  observed")
