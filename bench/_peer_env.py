@@ -18,6 +18,8 @@ ROOT = Path(os.environ.get("OUROBOROS_PEER_VENVS", Path(__file__).resolve().pare
 
 # Peers pinned to the versions the figures in README.md were measured with.
 DATATROVE_REQUIREMENTS = ["datatrove[processing]==0.10.1", "spacy==3.8.*"]
+# datatrove's JSONL reader and Parquet writer (its "io" needs), for whole-pipeline runs.
+DATATROVE_PIPELINE_REQUIREMENTS = [*DATATROVE_REQUIREMENTS, "orjson==3.*", "pyarrow==25.0.1"]
 ZIPPY_REQUIREMENTS = ["thinkst-zippy==0.1.3"]
 
 

@@ -132,13 +132,14 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
     from ouroboros.pipeline import state as nightly
     from ouroboros.pipeline.config import check_model_paths, load_config
     from ouroboros.pipeline.finish import finish_outputs
-    from ouroboros.pipeline.graph import RunInfo, build_pipeline
+    from ouroboros.pipeline.graph import WORK_DIR, RunInfo, build_pipeline
     from ouroboros.pipeline.manifest import plan, state_lock
     from ouroboros.pipeline.options import UsageError, pipeline_options
     from ouroboros.pipeline.progress import enabled as progress_enabled
     from ouroboros.pipeline.progress import progress_line, runner_name
     from ouroboros.pipeline.publish import staged_output
     from ouroboros.transforms.io.read import expand_inputs
+    from ouroboros.transforms.io.staged import delete_work
 
     options = pipeline_options(beam_args or [])
     config = load_config(config_path, overrides)
@@ -178,12 +179,15 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
             # report and the dataset card: a crash never leaves partial Parquet where a reader
             # looks, and a rerun replaces, not duplicates.
             with staged_output(output, run.run_id, lock_timeout, _say) as target:
-                with progress_line(shards, show_progress) as progress, \
-                        beam.Pipeline(options=options) as p:
-                    build_pipeline(p, shards, target, config, run, mode=mode, state=state,
-                                   progress=progress, limit=limit,
-                                   earlier_shards=[s.path for s in selection.seen]
-                                   if selection else (), reprocess=reprocess)
+                try:
+                    with progress_line(shards, show_progress) as progress, \
+                            beam.Pipeline(options=options) as p:
+                        build_pipeline(p, shards, target, config, run, mode=mode, state=state,
+                                       progress=progress, limit=limit,
+                                       earlier_shards=[s.path for s in selection.seen]
+                                       if selection else (), reprocess=reprocess)
+                finally:  # the staged documents (README, The flow) are the run's scratch space
+                    delete_work(f"{target.rstrip('/')}/{WORK_DIR}")
                 stats = finish_outputs(target, inputs=inputs, config=config, options=options,
                                        result=p.result, started_at=run.started_at,
                                        seconds=time.monotonic() - start, extra=extra,

@@ -75,6 +75,20 @@ def seconds_by_step(result: Any) -> dict[str, float]:
     return {k: round(v / 1000, 3) for k, v in sorted(msecs.items(), key=lambda kv: -kv[1]) if v}
 
 
+def seconds_by_stage(result: Any) -> dict[str, float]:
+    """Time in each per-document stage of the streaming pass (which runs them all in one step,
+    ``documents``), from its ``<stage>.msecs`` counters, and each stage's model-loading time
+    (``<stage>.setup``, summed over the worker processes that loaded it); empty where the runner
+    reports no counters."""
+    out: dict[str, float] = {}
+    for name, value in beam_counters(result).items():
+        if name.endswith(".setup_msecs"):
+            out[name.removesuffix("_msecs")] = round(value / 1000, 3)
+        elif name.endswith(".msecs"):
+            out[name.removesuffix(".msecs")] = round(value / 1000, 3)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 def timing(started_at: dt.datetime, seconds: float, records: int) -> dict[str, Any]:
     finished = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     return {"started_at": started_at.isoformat(), "finished_at": finished.isoformat(),
@@ -93,6 +107,7 @@ def finish_outputs(target: str, *, inputs: list[str], config: Any, options: Any,
     stats.update(extra or {})
     stats["timing"] = timing(started_at, seconds, stats.get("input_records", 0))
     stats["timing"]["seconds_by_step"] = seconds_by_step(result)
+    stats["timing"]["seconds_by_stage"] = seconds_by_stage(result)
     stats["inputs"] = list(inputs)
     stats["runner"] = runner_info(options)
     stats["versions"] = versions()

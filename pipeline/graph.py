@@ -31,20 +31,44 @@ from ouroboros.schemas.record import (
 from ouroboros.transforms.base import (
     ERRORS,
     METRICS_NAMESPACE,
+    REJECTED,
     ApplyStage,
+    ApplyStages,
     DocumentStage,
     error_record,
 )
+from ouroboros.transforms.decisions import (
+    CURATED,
+    ENTERING,
+    INDEX,
+    KEY_COLUMNS,
+    ApplyDecisions,
+    DecisionsByFile,
+    KeyedStages,
+    SamplingPlan,
+    StratumKeys,
+    TopicModelFromStaged,
+    near_member,
+)
 from ouroboros.transforms.dedup.earlier import EarlierRuns
-from ouroboros.transforms.dedup.exact import ExactDedup
-from ouroboros.transforms.dedup.near import NearDedup
+from ouroboros.transforms.dedup.exact import ExactDecisions, ExactDedup, exact_key
+from ouroboros.transforms.dedup.near import (
+    INDEX_SCHEMA,
+    MinHashKeys,
+    NearDecisions,
+    NearDedup,
+    band_keys,
+)
+from ouroboros.transforms.dedup.sketch import SketchKeys
 from ouroboros.transforms.io.extract import Extract
 from ouroboros.transforms.io.normalize import Normalize
 from ouroboros.transforms.io.read import ReadConfig, detect_format, read_shard
+from ouroboros.transforms.io.staged import StageDocuments
 from ouroboros.transforms.quality.filters import Quality
 from ouroboros.transforms.quality.langid import LanguageID
 from ouroboros.transforms.quality.model import QualityModel
 from ouroboros.transforms.sampling.diversity import DiversityStats, StratumCounts
+from ouroboros.transforms.sampling.quotas import STAGE as SAMPLE_STAGE
 from ouroboros.transforms.sampling.quotas import StratifiedSample
 from ouroboros.transforms.sampling.topics import AssignTopics
 from ouroboros.transforms.synthetic.score import SyntheticScore
@@ -54,6 +78,7 @@ import ouroboros
 SKIPPED = "skipped"
 POSITIONED = "positioned"  # with --limit: ((shard, position), kind, record) for FirstRecords
 INDEX_DIR = "minhash-index"
+WORK_DIR = ".work"  # staged documents, under the run's (staging) output directory; removed after
 PIPELINE_VERSION = f"ouroboros {ouroboros.__version__} (schema {SCHEMA_VERSION})"
 
 
@@ -232,11 +257,47 @@ def prior_index_files(state: str | None) -> list[str]:
     return index_files(state)
 
 
+def keyed_stages(config: Config, drop: bool, index_params: str | None) -> KeyedStages:
+    """Which keyed stages run (``transforms/decisions.py``)."""
+    return KeyedStages(
+        drop=drop, exact=config.exact_dedup.enabled, near=config.near_dedup.enabled,
+        topics=config.topics.enabled, sampling=config.sampling.enabled,
+        strata_keys=tuple(config.sampling.keys), tokens=config.sampling.unit == "tokens",
+        sample_salt=f"{SAMPLE_STAGE}:{config.sampling.seed}", index_params=index_params)
+
+
+def streaming_stages(config: Config) -> tuple[list[DocumentStage], tuple[str, ...]]:
+    """The per-document stages of the streaming pass, and which of them are deferred: the
+    synthetic score and the MinHash signature run on every document that reaches the keyed
+    stages, their drops and errors taking effect after exact dedup, where the pipeline's order
+    puts them."""
+    chain = document_stages(config)
+    deferred = []
+    if config.synthetic.enabled:
+        chain.append(SyntheticScore(config.synthetic))
+        deferred.append(chain[-1].name)
+    if config.near_dedup.enabled:
+        chain.append(MinHashKeys(config.near_dedup))
+        deferred.append(chain[-1].name)
+    if config.sampling.enabled:
+        chain.append(StratumKeys(config.sampling.keys, config.sampling.unit == "tokens"))
+    return chain, tuple(deferred)
+
+
 def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Config,
                    run: RunInfo, mode: str = "run", state: str | None = None,
                    progress: Any = None, limit: int | None = None,
                    earlier_shards: Sequence[str] = (), reprocess: bool = False) -> None:
     """Adds the whole curation graph to `p`. mode="tag" annotates every record and drops none.
+
+    Documents stream from reader to writer and never cross a shuffle (README, Architecture):
+      1. streaming pass: read -> the per-document stages (``ApplyStages``) -> staged Parquet
+         files under `output`/.work (``StageDocuments``); rejected and error records go straight
+         to their writers; the exact hashes and band keys are sketched on the way;
+      2. keyed decisions, on key columns read back from the staged files: exact dedup, near dedup
+         (with earlier runs' band indexes), the topic model, the sampling plan;
+      3. apply pass: each staged file is read once, its decisions applied (``ApplyDecisions``),
+         curated/rejected/tagged written.
 
     `state`: directory of earlier runs' band indexes (cross-run near-dedup); this run writes its
     own index to `output/minhash-index/`, which the command moves into `state` after success.
@@ -262,42 +323,94 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
                  | "FirstRecords" >> FirstRecords(limit))
         read_docs, errors = first["docs"], [first[ERRORS]]
         extras["limit"] = first["summary"]
-    rejected = []
-    docs = read_docs | "SpreadDocuments" >> beam.Reshuffle()
-    input_docs = entering_sample = docs  # entering_sample: what the sampler (if any) sees
 
-    sampler = None
-    for stage in stages(config, drop, index_out=f"{output}/{INDEX_DIR}" if drop else None,
-                        index_in=prior_index_files(state), earlier_shards=earlier_shards,
-                        reprocess=reprocess):
-        if isinstance(stage, StratifiedSample):
-            sampler, entering_sample = stage, docs
-        result = docs | stage
-        docs = result.kept
-        rejected.append(result.rejected)
-        errors.append(result.errors)
-    if sampler is None:
-        entering_sample = docs
+    # 1. The streaming pass.
+    chain, deferred = streaming_stages(config)
+    index_in = prior_index_files(state)
+    rejected = []
+    if earlier_shards and index_in:
+        # Documents an earlier run kept, read again (`EarlierRuns`), are decided between the
+        # per-document stages and the deferred ones, as in the stage order; only documents of
+        # shards read again cross its join.
+        n = len(document_stages(config))
+        first = read_docs | "documents" >> ApplyStages(chain[:n], drop)
+        again = first.kept | EarlierRuns(index_in, earlier_shards, reprocess, drop)
+        rejected += [first.rejected, again.rejected]
+        errors += [first.errors, again.errors]
+        streamed = (again.kept | "keys" >> ApplyStages(chain[n:], drop, deferred)
+                    if chain[n:] else None)
+        kept = streamed.kept if streamed is not None else again.kept
+    else:
+        streamed = read_docs | "documents" >> ApplyStages(chain, drop, deferred)
+        kept = streamed.kept
+    if streamed is not None:
+        rejected.append(streamed.rejected)
+        errors.append(streamed.errors)
+    files = kept | "stage" >> StageDocuments(f"{output}/{WORK_DIR}/staged")
+
+    # 2. Decisions on keys.
+    index_params = (config.near_dedup.index_params()
+                    if drop and config.near_dedup.enabled else None)
+    keyed = keyed_stages(config, drop, index_params)
+    decisions = []
+    if keyed.exact:
+        exact_sketch = (kept
+                        | "ExactKeys" >> beam.Map(exact_key)
+                        | "SketchExactKeys" >> beam.CombineGlobally(SketchKeys(log2_cells=24)))
+        decisions.append(files | ExactDecisions(exact_sketch))
+    if keyed.near:
+        band_sketch = (kept
+                       | "BandKeys" >> beam.Map(band_keys)
+                       | "SketchBandKeys" >> beam.CombineGlobally(SketchKeys(log2_cells=26)))
+        after_exact = files | "AfterExact" >> DecisionsByFile(decisions)
+        decisions.append(after_exact | NearDecisions(
+            config.near_dedup, band_sketch, near_member(keyed), KEY_COLUMNS,
+            index_in=index_in))
+    decided = files | "Decisions" >> DecisionsByFile(decisions)
+    model = sample_plan = cutoffs = None
+    if keyed.topics:
+        model = decided | TopicModelFromStaged(config.topics, keyed)
+    if keyed.sampling:
+        sample_plan, cutoffs = decided | SamplingPlan(config.sampling, keyed, model)
+        extras["sampling"] = sample_plan | "PlanSummary" >> beam.Map(lambda plan: plan.summary())
+
+    # 3. The apply pass.
+    sides = [pvalue.AsSingleton(pc) if pc is not None else None
+             for pc in (sample_plan, cutoffs, model)]
+    applied = decided | "apply" >> beam.ParDo(ApplyDecisions(keyed), *sides).with_outputs(
+        REJECTED, ERRORS, ENTERING, INDEX, main=CURATED)
+    errors.append(applied[ERRORS])
+    out_docs = applied[CURATED]
 
     keys = config.sampling.keys
-    input_strata = entering_sample | "InputStrata" >> StratumCounts(keys)
-    extras["diversity_input"] = entering_sample | "DiversityInput" >> DiversityStats(
+    entering = applied[ENTERING]
+    input_strata = entering | "InputStrata" >> StratumCounts(keys)
+    extras["diversity_input"] = entering | "DiversityInput" >> DiversityStats(
         keys, counts=input_strata)
-    if sampler is not None:
-        extras["sampling"] = sampler.plan | "PlanSummary" >> beam.Map(lambda plan: plan.summary())
-    extras["diversity_output"] = docs | "DiversityOutput" >> DiversityStats(keys, reference=input_strata)
+    extras["diversity_output"] = out_docs | "DiversityOutput" >> DiversityStats(
+        keys, reference=input_strata)
 
+    # Each document output has its own writer in the step that produces it (a multi-input
+    # Flatten of documents would be materialised by Beam's in-process runner).
+    rejected.append(applied[REJECTED])
     all_errors = errors | "FlattenErrors" >> beam.Flatten()
-    all_rejected = rejected | "FlattenRejected" >> beam.Flatten()
     if drop:
-        _write_parquet(docs, "Curated", f"{output}/curated/part", RECORD_SCHEMA, config)
+        _write_parquet(out_docs, "Curated", f"{output}/curated/part", RECORD_SCHEMA, config)
         if config.output.write_rejected:
-            _write_parquet(all_rejected, "Rejected", f"{output}/rejected/part", REJECTED_SCHEMA,
-                           config)
+            for i, pcoll in enumerate(rejected):
+                name = "part" if i == 0 else f"part{i}"
+                _write_parquet(pcoll, "Rejected" + ("" if i == 0 else str(i)),
+                               f"{output}/rejected/{name}", REJECTED_SCHEMA, config)
+        if index_params is not None:
+            _ = (applied[INDEX]
+                 | "WriteIndex" >> beam.io.WriteToParquet(
+                     f"{output}/{INDEX_DIR}/minhash-index", INDEX_SCHEMA,
+                     file_name_suffix=".parquet"))
     else:
-        _write_parquet(docs, "Tagged", f"{output}/tagged/part", REJECTED_SCHEMA, config)
+        _write_parquet(out_docs, "Tagged", f"{output}/tagged/part", REJECTED_SCHEMA, config)
     _write_parquet(all_errors, "Errors", f"{output}/errors/part", ERROR_SCHEMA, config)
 
-    _ = ({"input": input_docs, "curated" if drop else "tagged": docs, "rejected": all_rejected,
-          "errors": all_errors, "skipped": read[SKIPPED]}
-         | "Stats" >> WriteStats(output, run, shards, extras, progress=progress))
+    named = {"input": read_docs, "curated" if drop else "tagged": out_docs, "errors": all_errors,
+             "skipped": read[SKIPPED]}
+    named.update({f"rejected#{i}": pcoll for i, pcoll in enumerate(rejected)})
+    _ = named | "Stats" >> WriteStats(output, run, shards, extras, progress=progress)

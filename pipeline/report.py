@@ -389,8 +389,14 @@ def _provenance(stats: dict[str, Any]) -> str:
                        + _e(yaml.safe_dump(config, sort_keys=False)) + "</pre>")
     steps = timing.get("seconds_by_step") or {}
     steps_html = ""
+    stages = timing.get("seconds_by_stage") or {}
+    if stages:
+        steps_html += ("<h3>Time per stage of the streaming pass</h3>" + _table(
+            ["stage", "seconds"], [[_e(k), v] for k, v in stages.items()], numeric={1})
+            + '<p class="note">The per-document stages run in one step (<code>documents</code>); '
+              "<code>STAGE.setup</code> is its model loading, once per worker process.</p>")
     if steps:
-        steps_html = ("<h3>Time per step</h3>" + _table(
+        steps_html += ("<h3>Time per step</h3>" + _table(
             ["step", "seconds"], [[_e(k), v] for k, v in list(steps.items())[:25]], numeric={1})
             + '<p class="note">Processing time in each step of the Beam graph, summed over '
               "workers, from the runner's monitoring data: Beam's startup and waiting between "

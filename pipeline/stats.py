@@ -135,7 +135,9 @@ def write_json(path: str, data: dict[str, Any]) -> None:
 
 
 class WriteStats(beam.PTransform):
-    """Counts a dict of named PCollections and writes `OUTPUT/stats.json`."""
+    """Counts a dict of named PCollections and writes `OUTPUT/stats.json`. A name is the kind of
+    records counted (`input`, `curated`, `rejected`, ...), optionally followed by `#` and a suffix
+    when several PCollections hold records of one kind."""
 
     def __init__(self, output: str, run: Any, shards: list[str],
                  extras: dict[str, beam.PCollection] | None = None, progress: Any = None):
@@ -147,11 +149,18 @@ class WriteStats(beam.PTransform):
         self._progress = progress
 
     def expand(self, named):
-        keyed = [pcoll | f"Key{kind}" >> beam.ParDo(_CountKeys(kind, self._progress))
-                 for kind, pcoll in named.items()]
-        counts = (keyed
-                  | "FlattenKeys" >> beam.Flatten()
-                  | "CountKeys" >> beam.CombinePerKey(sum)
+        # Each PCollection is counted in the step that produces it (a lifted combine): only the
+        # counts meet, never one key per record (Beam's in-process runner would hold them all).
+        partial = []
+        for name, pcoll in named.items():
+            kind = name.split("#", 1)[0]  # "rejected#2": a second PCollection of rejected records
+            label = name.replace("#", "")
+            partial.append(pcoll
+                           | f"Key{label}" >> beam.ParDo(_CountKeys(kind, self._progress))
+                           | f"Count{label}" >> beam.CombinePerKey(sum))
+        counts = (partial
+                  | "FlattenCounts" >> beam.Flatten()
+                  | "SumCounts" >> beam.CombinePerKey(sum)
                   | "AllCounts" >> beam.combiners.ToList())
         extra_views = {name: beam.pvalue.AsSingleton(pc) for name, pc in self._extras.items()}
         run, shards, output = self._run, self._shards, self._output

@@ -356,13 +356,14 @@ def test_a_page_that_hangs_the_parser_is_stopped_by_the_time_budget():
                                   max_seconds_per_page=1.0))
     stage.setup()
     try:
+        good = {"_payload": html_page(1), "content_type": "text/html", "http_status": 200}
+        assert stage.process(good).reason is None  # the first HTML page starts the extractor
         deep = b"<html><body>" + b"<div>" * 30_000 + b"<p>x</p>" + b"</div>" * 30_000 + b"</body></html>"
         doc = {"_payload": deep, "content_type": "text/html", "http_status": 200}
         began = time.monotonic()
         reason = stage.process(doc).reason
         assert reason is not None and reason.startswith("max_seconds_per_page:")
         assert time.monotonic() - began < 5
-        good = {"_payload": html_page(1), "content_type": "text/html", "http_status": 200}
         verdict = stage.process(good)
         assert verdict.reason is None and "Record 10." in verdict.columns["text"]
         assert stage._worker.restarts == 1

@@ -79,3 +79,17 @@ def test_is_html_sniffs_when_content_type_missing():
     assert is_html(None, b"  <!DOCTYPE html><html><body>x</body></html>")
     assert not is_html(None, b"\x89PNG\r\n\x1a\n....")
     assert not is_html("image/png", b"<html>")
+
+
+def test_text_documents_never_start_the_extractor_process():
+    """Start-up is paid where it is needed: a run over text shards (JSONL, WET, Parquet) never
+    starts the watchdog's child process (~10 s, ~250 MB); the first HTML page does."""
+    from ouroboros.transforms.io.extract import Extract, ExtractConfig
+
+    stage = Extract(ExtractConfig(max_seconds_per_page=30.0))
+    stage.setup()
+    try:
+        assert stage.process({"text": "already text"}).reason is None
+        assert stage._worker is None
+    finally:
+        stage.teardown()

@@ -75,7 +75,8 @@ def _state(state: Path, night2: Path) -> dict:
 
 @pytest.mark.slow
 def test_a_killed_night_is_rerun_with_no_manual_step_as_if_it_had_not_failed(tmp_path, capsys):
-    """Night 1; night 2 killed with SIGKILL while documents flow through near-dedup; the same
+    """Night 1; night 2 killed with SIGKILL while documents flow through the apply pass (after
+    the dedup decisions, while curated and rejected records are written); the same
     cron line again: the result equals an uninterrupted night 2 (run beside it on a copy of the
     state), and after a shard is rewritten no curated id is in two partitions."""
     shards = tmp_path / "shards"
@@ -88,7 +89,7 @@ def test_a_killed_night_is_rerun_with_no_manual_step_as_if_it_had_not_failed(tmp
     shutil.copytree(state, reference)
     assert _run(shards, tmp_path / "reference-night2", reference, "night2-ok") == 0
 
-    killed = faults.run({"at": ["ouroboros.transforms.dedup.near:_Decide.process"]},
+    killed = faults.run({"at": ["ouroboros.transforms.decisions:ApplyDecisions.process"]},
                         ["run", "-i", str(shards / "*.jsonl"), "-o", str(tmp_path / "night2"),
                          "--state", str(state), "--run-id", "night2-killed"])
     assert killed.returncode == KILLED, killed.stderr[-2000:]

@@ -29,6 +29,7 @@ the documents without changing what its callers see.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple
@@ -166,37 +167,68 @@ def empty(pipeline: beam.Pipeline, label: str) -> Any:
     return pipeline | label >> beam.Create([])
 
 
-class _StageDoFn(beam.DoFn):
-    def __init__(self, stage: DocumentStage, drop: bool):
-        self._stage = stage
+DEFER = "defer"  # a stage whose outcome is recorded on the document, applied later (`pending`)
+
+# Transient columns of a deferred outcome: a stage that runs early (in the streaming pass) but
+# whose drop or error takes effect after a keyed decision (exact dedup) that comes first in the
+# pipeline's order. ``pending_outcome`` reads them back.
+PENDING_STAGE, PENDING_REASON = "_pending_stage", "_pending_reason"
+PENDING_ERROR_TYPE, PENDING_ERROR = "_pending_error_type", "_pending_error"
+
+
+def doc_units(doc: Mapping[str, Any], chars_per_unit: int) -> int:
+    """Batch weight of a document: its text or its raw payload, whichever is longer."""
+    text, payload = doc.get("text"), doc.get("_payload")
+    size = max(len(text) if isinstance(text, str) else 0,
+               len(payload) if isinstance(payload, (bytes, str)) else 0)
+    return max(1, -(-size // chars_per_unit))
+
+
+class _StagesDoFn(beam.DoFn):
+    """Runs a chain of per-document stages over one batch: each stage decides on the documents the
+    previous one kept, in sub-batches of its own ``batch_size``. A stage in ``deferred`` records
+    its drop or error on the document (``_pending_*``) instead of applying it."""
+
+    def __init__(self, stages: Sequence[DocumentStage], drop: bool,
+                 deferred: Sequence[str] = ()):
+        self._stages = list(stages)
         self._drop = drop
-        name = stage.name
-        self._in = Metrics.counter(METRICS_NAMESPACE, f"{name}.in")
-        self._out = Metrics.counter(METRICS_NAMESPACE, f"{name}.kept")
-        self._errors = Metrics.counter(METRICS_NAMESPACE, f"{name}.errors")
-        self._reasons: dict[str, Any] = {}
+        self._deferred = frozenset(deferred)
+        self._counters: dict[str, Any] = {}
+        self._setup_seconds: dict[str, float] = {}
+
+    def _counter(self, name: str) -> Any:
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = Metrics.counter(METRICS_NAMESPACE, name)
+        return counter
 
     def setup(self) -> None:
-        self._stage.setup()
+        # Models are loaded here, once per worker process (the model stages share them through
+        # `apache_beam.utils.shared.Shared`); the time is reported at the first bundle, as
+        # `<stage>.setup_msecs` and `<stage>.setups`, since counters only count inside a bundle.
+        for stage in self._stages:
+            t0 = time.perf_counter()
+            stage.setup()
+            self._setup_seconds[stage.name] = time.perf_counter() - t0
 
     def teardown(self) -> None:
-        self._stage.teardown()
+        for stage in self._stages:
+            stage.teardown()
 
-    def _count_reason(self, reason: str) -> None:
-        key = reason_key(reason)
-        counter = self._reasons.get(key)
-        if counter is None:
-            counter = self._reasons[key] = Metrics.counter(
-                METRICS_NAMESPACE, f"{self._stage.name}.dropped.{key}")
-        counter.inc()
+    def start_bundle(self) -> None:
+        for name, seconds in self._setup_seconds.items():
+            self._counter(f"{name}.setups").inc()
+            self._counter(f"{name}.setup_msecs").inc(int(seconds * 1000))
+        self._setup_seconds = {}
 
-    def _decide(self, docs: list[dict[str, Any]]) -> list[Verdict | Exception]:
+    def _decide(self, stage: DocumentStage, docs: list[dict[str, Any]]) -> list[Verdict | Exception]:
         """One verdict per document; a failing batch is retried one document at a time, so that
         only the document that fails becomes an error."""
         try:
-            verdicts = self._stage.process_batch(docs)
+            verdicts = stage.process_batch(docs)
             if len(verdicts) != len(docs):
-                raise RuntimeError(f"{self._stage.name}: {len(verdicts)} verdicts for "
+                raise RuntimeError(f"{stage.name}: {len(verdicts)} verdicts for "
                                    f"{len(docs)} documents")
             return list(verdicts)
         except Exception as exc:  # noqa: BLE001 - a stage bug or hostile input must not crash the run
@@ -204,41 +236,95 @@ class _StageDoFn(beam.DoFn):
                 return [exc]
         outcomes: list[Verdict | Exception] = []
         for doc in docs:
-            outcomes += self._decide([doc])
+            outcomes += self._decide(stage, [doc])
         return outcomes
+
+    def _run(self, stage: DocumentStage, docs: list[dict[str, Any]]) -> list[Verdict | Exception]:
+        size = max(1, stage.batch_size)
+        t0 = time.perf_counter()
+        out: list[Verdict | Exception] = []
+        for i in range(0, len(docs), size):
+            out += self._decide(stage, docs[i:i + size])
+        self._counter(f"{stage.name}.msecs").inc(int((time.perf_counter() - t0) * 1000))
+        return out
+
+    def _skips(self, deferred: bool, doc: Mapping[str, Any]) -> bool:
+        """An earlier deferred outcome takes the document out before a deferred stage (a drop in
+        a tagging run only annotates, so the stage still runs on that document)."""
+        return deferred and bool(doc.get(PENDING_STAGE)) and (
+            self._drop or bool(doc.get(PENDING_ERROR_TYPE)))
 
     def process(self, batch: Sequence[dict[str, Any]]) -> Iterable[Any]:
         docs = list(batch)
-        self._in.inc(len(docs))
-        stage = self._stage
-        for doc, verdict in zip(docs, self._decide(docs)):
-            if isinstance(verdict, Exception):
-                self._errors.inc()
-                yield pvalue.TaggedOutput(ERRORS, document_error(doc, stage.name, verdict))
-                continue
-            out = apply_verdict(doc, verdict, stage.name, stage.consumes, self._drop)
-            if verdict.reason is not None:
-                self._count_reason(verdict.reason)
-                if self._drop:
+        for stage in self._stages:
+            if not docs:
+                return
+            name = stage.name
+            deferred = name in self._deferred
+            alive = [doc for doc in docs if self._skips(deferred, doc)]
+            todo = [doc for doc in docs if not self._skips(deferred, doc)]
+            self._counter(f"{name}.in").inc(len(todo))
+            for doc, verdict in zip(todo, self._run(stage, todo) if todo else []):
+                if isinstance(verdict, Exception):
+                    self._counter(f"{name}.errors").inc()
+                    if deferred:  # reported later as an error of the stage that would meet it
+                        alive.append({**doc, PENDING_STAGE: getattr(stage, "error_stage", name),
+                                      PENDING_ERROR_TYPE: getattr(verdict, "error_type",
+                                                                  type(verdict).__name__),
+                                      PENDING_ERROR: str(verdict)[:2000]})
+                    else:
+                        yield pvalue.TaggedOutput(ERRORS, document_error(doc, name, verdict))
+                    continue
+                if verdict.reason is not None:
+                    self._counter(f"{name}.dropped.{reason_key(verdict.reason)}").inc()
+                else:
+                    self._counter(f"{name}.kept").inc()
+                if deferred:
+                    out = apply_verdict(doc, verdict._replace(reason=None), name, stage.consumes)
+                    if verdict.reason is not None and not doc.get(PENDING_STAGE):
+                        out[PENDING_STAGE], out[PENDING_REASON] = name, verdict.reason
+                    alive.append(out)
+                    continue
+                out = apply_verdict(doc, verdict, name, stage.consumes, self._drop)
+                if verdict.reason is not None and self._drop:
                     yield pvalue.TaggedOutput(REJECTED, out)
                     continue
-            self._out.inc()
-            yield out
+                alive.append(out)
+            docs = alive
+        yield from docs
 
 
-class ApplyStage(beam.PTransform):
-    """Runs one per-document stage over batches of documents; returns ``StageOutputs``.
+def pending_outcome(doc: Mapping[str, Any]) -> tuple[str, str, str | None] | None:
+    """A deferred stage's outcome recorded on `doc`: (stage, "reject" | "error", reason or
+    "type: message"), or None."""
+    stage = doc.get(PENDING_STAGE)
+    if not stage:
+        return None
+    if doc.get(PENDING_ERROR_TYPE):
+        return stage, "error", f"{doc[PENDING_ERROR_TYPE]}: {doc.get(PENDING_ERROR) or ''}"
+    return stage, "reject", doc.get(PENDING_REASON)
 
-    With ``drop=False`` (``ouroboros tag``) the stage only annotates: nothing is rejected.
+
+class ApplyStages(beam.PTransform):
+    """Runs a chain of per-document stages in one step; returns ``StageOutputs``.
+
+    One ``ParDo`` for the whole chain keeps every document in one fused, streaming step with one
+    ``rejected`` and one ``errors`` output (a runner that materialises a multi-input ``Flatten``,
+    as Beam's in-process runner does, would otherwise hold every rejected document in memory).
+    Batches hold at most ``max(batch_size)`` documents and about ``BATCH_CHARS`` characters of
+    text or raw payload. ``deferred``: names of stages whose drops and errors are recorded on the
+    document (``pending_outcome``) rather than applied. ``drop=False`` only annotates.
     """
 
-    def __init__(self, stage: DocumentStage, drop: bool = True):
-        super().__init__(label=stage.name)
-        self._stage = stage
+    def __init__(self, stages: Sequence[DocumentStage], drop: bool = True,
+                 deferred: Sequence[str] = (), label: str | None = None):
+        super().__init__(label=label or "+".join(s.name for s in stages))
+        self._stages = list(stages)
         self._drop = drop
+        self._deferred = tuple(deferred)
 
     def expand(self, docs: Any) -> StageOutputs:
-        size = max(1, self._stage.batch_size)
+        size = max(max(1, s.batch_size) for s in self._stages)
         # A document weighs one unit per BATCH_CHARS / size characters (at least one), so a batch
         # holds at most `size` documents and about BATCH_CHARS characters. Fixed-size batches
         # (min = max; a bundle's last one is smaller): Beam's adaptive sizing would start every
@@ -246,7 +332,17 @@ class ApplyStage(beam.PTransform):
         out = (docs
                | "Batch" >> beam.BatchElements(
                    min_batch_size=size, max_batch_size=size,
-                   element_size_fn=partial(text_units, chars_per_unit=max(1, BATCH_CHARS // size)))
-               | "Apply" >> beam.ParDo(_StageDoFn(self._stage, self._drop)).with_outputs(
-                   REJECTED, ERRORS, main=KEPT))
+                   element_size_fn=partial(doc_units, chars_per_unit=max(1, BATCH_CHARS // size)))
+               | "Apply" >> beam.ParDo(_StagesDoFn(self._stages, self._drop, self._deferred))
+               .with_outputs(REJECTED, ERRORS, main=KEPT))
         return StageOutputs(out[KEPT], out[REJECTED], out[ERRORS])
+
+
+class ApplyStage(ApplyStages):
+    """Runs one per-document stage over batches of documents; returns ``StageOutputs``.
+
+    With ``drop=False`` (``ouroboros tag``) the stage only annotates: nothing is rejected.
+    """
+
+    def __init__(self, stage: DocumentStage, drop: bool = True):
+        super().__init__([stage], drop, label=stage.name)

@@ -11,8 +11,9 @@ hub is 100k nodes, whatever the number of bands that found it. At ~300 bytes per
 by label propagation (the rest of the pipeline only consumes ``(id, ClusterInfo)`` pairs).
 
 A node is a document id with its rank (the representative-policy sort key, see
-``representative.representative_key``); a component's representative is its member with the smallest rank,
-whatever the union order, so the result is deterministic.
+``representative.representative_key``: ``(tier, crawl_date, synthetic_score, id)``, optionally
+followed by the staged file that holds the document); a component's representative is its member
+with the smallest rank, whatever the union order, so the result is deterministic.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from typing import Any, NamedTuple
 
 import apache_beam as beam
 
-Rank = tuple  # (tier, crawl_date, synthetic_score, id): smaller is more trustworthy
+Rank = tuple  # (tier, crawl_date, synthetic_score, id[, file]): smaller is more trustworthy
 Edge = tuple[Rank, Rank]
+ID = 3  # where a rank holds the document id
 
 
 class ClusterInfo(NamedTuple):
@@ -35,16 +37,19 @@ class ClusterInfo(NamedTuple):
 class UnionFind:
     """Union by size with path halving; tracks the minimum-rank member of every component."""
 
-    __slots__ = ("best", "parent", "rank", "size")
+    __slots__ = ("best", "files", "parent", "rank", "size")
 
     def __init__(self) -> None:
         self.parent: dict[str, str] = {}
         self.size: dict[str, int] = {}  # roots only
         self.rank: dict[str, Rank] = {}
         self.best: dict[str, Rank] = {}  # roots only: the smallest rank in the component
+        self.files: dict[str, str] = {}  # node -> the staged file holding it (this run's nodes)
 
     def add(self, rank: Rank) -> str:
-        node = rank[-1]
+        node = rank[ID]
+        if len(rank) > ID + 1 and rank[ID + 1]:
+            self.files[node] = rank[ID + 1]
         known = self.rank.get(node)
         if known is None:
             self.parent[node] = node
@@ -78,12 +83,19 @@ class UnionFind:
     def merge(self, other: UnionFind) -> None:
         for node, parent in other.parent.items():
             self.union(other.rank[node], other.rank[parent])
+        self.files.update(other.files)
 
     def clusters(self) -> Iterable[tuple[str, ClusterInfo]]:
+        """(id, its cluster) for every node."""
+        for node, info, _ in self.placed_clusters():
+            yield node, info
+
+    def placed_clusters(self) -> Iterable[tuple[str, ClusterInfo, str | None]]:
+        """(id, its cluster, the staged file holding it or None) for every node."""
         for node in self.parent:
             root = self.find(node)
             best = self.best[root]
-            yield node, ClusterInfo(best[-1], self.size[root], best[0])
+            yield node, ClusterInfo(best[ID], self.size[root], best[0]), self.files.get(node)
 
 
 class _UnionFindFn(beam.CombineFn):
@@ -101,12 +113,13 @@ class _UnionFindFn(beam.CombineFn):
             first.merge(other)
         return first
 
-    def extract_output(self, acc: UnionFind) -> list[tuple[str, ClusterInfo]]:
-        return list(acc.clusters())
+    def extract_output(self, acc: UnionFind) -> list[tuple[str, ClusterInfo, str | None]]:
+        return list(acc.placed_clusters())
 
 
 class ConnectedComponents(beam.PTransform):
-    """Edges ``(rank_a, rank_b)`` -> ``(id, ClusterInfo)`` for every node that has an edge."""
+    """Edges ``(rank_a, rank_b)`` -> ``(id, ClusterInfo, file)`` for every node that has an edge
+    (``file``: the staged file the rank named, or None)."""
 
     def expand(self, edges: Any) -> Any:
         return (edges

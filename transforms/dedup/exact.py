@@ -1,5 +1,11 @@
 """Exact dedup: one document per ``exact_hash``, the most trustworthy one kept.
 
+The pipeline decides on keys (``ExactDecisions``): the streaming pass sketches every staged
+document's hash (``sketch.SketchKeys``), then one read of the staged files' key columns sends to the
+``GroupByKey`` only the documents whose hash may repeat, with their rank and staged file; the
+decision records (``(file, (EXACT, id, kept id))``) are applied by the apply pass. ``ExactDedup``
+is the same rule over documents in memory (tests, library use).
+
 Documents sharing the hash of their case/width/whitespace-folded text (``normalize.exact_dedup_key``)
 are one cluster; its representative is chosen by ``representative.pick_representative`` (shared
 with near dedup); the others are rejected as ``exact_duplicate_of:<kept id>``. A document without
@@ -24,7 +30,10 @@ from ouroboros.transforms.base import (
     document_error,
     rejected,
 )
-from ouroboros.transforms.dedup.representative import pick_representative
+from ouroboros.transforms.dedup.components import ID
+from ouroboros.transforms.dedup.representative import doc_key, pick_representative
+from ouroboros.transforms.dedup.sketch import KeySketch, as_keys, hex_key
+from ouroboros.transforms.io.staged import KEPT_BEFORE, staged_batches
 from pydantic import Field
 
 STAGE = "exact_dedup"
@@ -79,3 +88,67 @@ class ExactDedup(beam.PTransform):
                    | "KeepRepresentative" >> beam.ParDo(_KeepRepresentative(self._drop))
                    .with_outputs(REJECTED, main=KEPT))
         return StageOutputs(decided[KEPT], decided[REJECTED], keyed[ERRORS])
+
+
+# ---------------------------------------------------------------------------------------------
+# Deciding on keys: the pipeline's exact dedup.
+
+EXACT = "exact"  # the kind of a decision record: (file, (EXACT, id, the id it duplicates))
+KEY_COLUMNS = ("id", "exact_hash", "crawl_date", "synthetic_score", KEPT_BEFORE)
+
+
+def exact_key(doc: Mapping[str, Any]) -> int | None:
+    """The 64-bit sketch key of a document's exact hash (None without one)."""
+    value = doc.get("exact_hash")
+    return hex_key(value) if isinstance(value, str) and value else None
+
+
+def has_exact_keys(row: Mapping[str, Any]) -> bool:
+    return bool(row.get("id")) and isinstance(row.get("exact_hash"), str) and bool(row["exact_hash"])
+
+
+class _Candidates(beam.DoFn):
+    """A staged file -> (exact_hash, (rank, file)) for its documents whose hash may repeat."""
+
+    def __init__(self) -> None:
+        self._shuffled = Metrics.counter(METRICS_NAMESPACE, f"{STAGE}.keys_shuffled")
+
+    def process(self, path: str, sketch: KeySketch) -> Iterable[Any]:
+        for batch in staged_batches(path, KEY_COLUMNS):
+            rows = [r for r in batch.to_pylist() if has_exact_keys(r)]
+            if not rows:
+                continue
+            maybe = sketch.at_least(as_keys(hex_key(r["exact_hash"]) for r in rows), 2)
+            for row, again in zip(rows, maybe):
+                if again:
+                    self._shuffled.inc()
+                    yield row["exact_hash"], (doc_key(row), path)
+
+
+class _Pick(beam.DoFn):
+    def __init__(self) -> None:
+        self._dropped = Metrics.counter(METRICS_NAMESPACE, f"{STAGE}.dropped.exact_duplicate")
+
+    def process(self, element: tuple[str, Iterable[tuple]]) -> Iterable[tuple[str, tuple]]:
+        _, members = element
+        best = min(members)[0]
+        for rank, path in members:
+            if rank[ID] != best[ID]:
+                self._dropped.inc()
+                yield path, (EXACT, rank[ID], best[ID])
+
+
+class ExactDecisions(beam.PTransform):
+    """Staged file paths -> ``(file, (EXACT, id, kept id))`` for every exact duplicate that is not
+    its hash's representative. ``sketch``: a one-element PCollection, the ``KeySketch`` of every
+    staged document's ``exact_key``."""
+
+    def __init__(self, sketch: Any):
+        super().__init__(label=STAGE)
+        self._sketch = sketch
+
+    def expand(self, files: Any) -> Any:
+        return (files
+                | "Candidates" >> beam.ParDo(_Candidates(), pvalue.AsSingleton(self._sketch))
+                | "GroupByHash" >> beam.GroupByKey()
+                | "Pick" >> beam.ParDo(_Pick()))

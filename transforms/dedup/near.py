@@ -1,5 +1,12 @@
 """Near-duplicate removal in Beam: MinHash -> LSH band buckets -> candidate edges -> components.
 
+The pipeline decides on keys (``NearDecisions``): the streaming pass signs every document
+(``MinHashKeys``, a per-document stage that stores the band hashes on the staged row) and sketches
+the band keys (``sketch.SketchKeys``); the keyed pass reads only the band columns of the staged files
+and sends to the bucket ``GroupByKey`` only the band keys the sketch says occur twice (or in an
+earlier run's index), so grouping holds the candidate duplicates, not the corpus. ``NearDedup``
+below is the same rule over documents in memory, for tests, benchmarks and library use.
+
 Flow (labels as in the graph):
   Sign       batches of documents -> signature + band hashes (``minhash.signatures``, numpy)
   Bands      one ((band, hash), member) per band; earlier runs' kept documents join here from
@@ -30,7 +37,7 @@ and never num_perm x shingles.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -46,12 +53,14 @@ from ouroboros.transforms.base import (
     KEPT,
     METRICS_NAMESPACE,
     REJECTED,
+    DocumentStage,
     StageOutputs,
+    Verdict,
     document_error,
     rejected,
     text_units,
 )
-from ouroboros.transforms.dedup.components import ClusterInfo, ConnectedComponents, Rank
+from ouroboros.transforms.dedup.components import ID, ClusterInfo, ConnectedComponents, Rank
 from ouroboros.transforms.dedup.minhash import (
     MinHashConfig,
     band_hashes,
@@ -64,6 +73,8 @@ from ouroboros.transforms.dedup.representative import (
     representative_key,
     score_value,
 )
+from ouroboros.transforms.dedup.sketch import KeySketch, SketchKeys, as_keys
+from ouroboros.transforms.io.staged import BANDS, SIGNATURE, staged_batches
 
 STAGE = "near_dedup"
 
@@ -143,14 +154,18 @@ def _band_entries(kv: tuple[str, tuple], keep_sig: bool) -> Iterable[tuple[tuple
 
 
 class _ReadIndex(beam.DoFn):
-    """Rows of an earlier run's band index -> band entries of tier-0 (already kept) members."""
+    """Rows of an earlier run's band index -> band entries of tier-0 (already kept) members.
 
-    def __init__(self, cfg: MinHashConfig, keep_sig: bool):
+    With a sketch side input (``process(readable, sketch)``), only entries whose band key this
+    run's documents may hold; with ``keys_only``, the band keys alone (for the index's sketch)."""
+
+    def __init__(self, cfg: MinHashConfig, keep_sig: bool, keys_only: bool = False):
         self._params = cfg.index_params()
         self._keep_sig = keep_sig
+        self._keys_only = keys_only
         self._docs = _counter("index_docs_read")
 
-    def process(self, readable: Any) -> Iterable[Any]:
+    def process(self, readable: Any, sketch: KeySketch | None = None) -> Iterable[Any]:
         with readable.open() as f:
             parquet = pq.ParquetFile(f)
             for batch in parquet.iter_batches(batch_size=4096):
@@ -159,12 +174,19 @@ class _ReadIndex(beam.DoFn):
                     raise ValueError(f"band index {readable.metadata.path} was written with other "
                                      f"MinHash parameters {sorted(params)}; this run uses "
                                      f"{self._params}")
+                if self._keys_only:
+                    for bands in batch.column("bands").to_pylist():
+                        yield bands
+                    continue
                 rows = batch.select(["id", "crawl_date", "synthetic_score", "bands", "signature"])
                 for doc_id, date, score, bands, sig in zip(*(c.to_pylist() for c in rows.columns)):
                     self._docs.inc()
                     member = (representative_key(doc_id, date, score, PRIOR_TIER), sig if self._keep_sig else None)
-                    for i, h in enumerate(bands):
-                        yield (i, h), member
+                    wanted = (sketch.at_least(as_keys(bands), 1) if sketch is not None and bands
+                              else [True] * len(bands))
+                    for i, (h, ok) in enumerate(zip(bands, wanted)):
+                        if ok:
+                            yield (i, h), member
 
 
 class _BucketEdges(beam.DoFn):
@@ -192,7 +214,7 @@ class _BucketEdges(beam.DoFn):
             return
         failed: list[tuple] = []
         for m in members:  # pass 2: the star
-            if m[0][-1] == centre[0][-1] or (m[0][0] == PRIOR_TIER and centre[0][0] == PRIOR_TIER):
+            if m[0][ID] == centre[0][ID] or (m[0][0] == PRIOR_TIER and centre[0][0] == PRIOR_TIER):
                 continue
             if self._verify is not None and not self._similar(centre[1], m[1]):
                 self._failed.inc()
@@ -290,7 +312,8 @@ class NearDedup(beam.PTransform):
         clusters = (entries
                     | "GroupBuckets" >> beam.GroupByKey()
                     | "Buckets" >> beam.ParDo(_BucketEdges(cfg))
-                    | "Components" >> ConnectedComponents())
+                    | "Components" >> ConnectedComponents()
+                    | "ById" >> beam.Map(lambda node: (node[0], node[1])))
         decided = ({"doc": signed.signed, "cluster": clusters}
                    | "JoinClusters" >> beam.CoGroupByKey()
                    | "Decide" >> beam.ParDo(_Decide(
@@ -302,3 +325,133 @@ class NearDedup(beam.PTransform):
                      self._index_out.rstrip("/") + "/minhash-index", INDEX_SCHEMA,
                      file_name_suffix=".parquet"))
         return StageOutputs(decided[KEPT], decided[REJECTED], signed[ERRORS])
+
+
+# ---------------------------------------------------------------------------------------------
+# Deciding on keys: the pipeline's near dedup (see the module docstring).
+
+NEAR = "near"  # the kind of a decision record: (file, (NEAR, id, ClusterInfo))
+
+
+class BadDocument(ValueError):
+    error_type = "bad_document"
+
+
+class MinHashKeys(DocumentStage):
+    """Per-document: the document's LSH band hashes (``_bands``; null when it has no shingles)
+    and, with ``verify_threshold``, its signature (``_signature``). Never rejects; a document
+    that cannot be signed is a near_dedup error."""
+
+    name = "minhash"
+    error_stage = STAGE
+    batch_size = 512
+
+    def __init__(self, config: MinHashConfig | None = None):
+        self.config = config or MinHashConfig()
+
+    def process(self, doc: Mapping[str, Any]) -> Verdict:
+        return self.process_batch([doc])[0]
+
+    def process_batch(self, docs: Sequence[Mapping[str, Any]]) -> list[Verdict]:
+        for doc in docs:
+            text = doc.get("text")
+            if not doc.get("id"):
+                raise BadDocument("document without id")
+            if not (text is None or isinstance(text, str)):
+                raise BadDocument(f"text is {type(text).__name__}")
+        bands_n, rows_n = self.config.band_rows
+        sig, has_sig = signatures([d.get("text") for d in docs], self.config)
+        bands = band_hashes(sig, bands_n, rows_n)
+        keep_sig = self.config.verify_threshold is not None
+        return [Verdict({BANDS: [int(x) for x in h] if ok else None,
+                         SIGNATURE: s.tobytes() if ok and keep_sig else None})
+                for s, h, ok in zip(sig, bands, has_sig)]
+
+
+def band_keys(doc: Mapping[str, Any]) -> list[int]:
+    """The band hashes a staged document carries (for ``SketchKeys``)."""
+    return doc.get(BANDS) or []
+
+
+class _StagedBandEntries(beam.DoFn):
+    """(staged file, its decisions so far) -> ((band, hash), member) for the near-dedup members of
+    the file whose band key may be shared: seen twice in this run, or in an earlier run's index."""
+
+    COLUMNS = ("id", "crawl_date", "synthetic_score", BANDS, SIGNATURE)
+
+    def __init__(self, is_member: Any, keep_sig: bool, member_columns: Sequence[str]):
+        self._is_member = is_member
+        self._keep_sig = keep_sig
+        self._columns = tuple(dict.fromkeys((*self.COLUMNS, *member_columns)))
+        self._entries = _counter("band_entries_shuffled")
+
+    def process(self, element: tuple[str, Any], sketch: KeySketch,
+                prior: KeySketch | None = None) -> Iterable[Any]:
+        path, decisions = element
+        for batch in staged_batches(path, self._columns):
+            for row in batch.to_pylist():
+                bands = row[BANDS]
+                if not bands or not self._is_member(row, decisions):
+                    continue
+                keys = as_keys(bands)
+                wanted = sketch.at_least(keys, 2)
+                if prior is not None:
+                    wanted |= prior.at_least(keys, 1)
+                if not wanted.any():
+                    continue
+                rank = representative_key(row["id"], row["crawl_date"], row["synthetic_score"]) + (path,)
+                member = (rank, row[SIGNATURE] if self._keep_sig else None)
+                for i in np.flatnonzero(wanted):
+                    self._entries.inc()
+                    yield (int(i), bands[i]), member
+
+
+def _decision(node: tuple[str, ClusterInfo, str | None]) -> Iterable[tuple[str, tuple]]:
+    doc_id, info, path = node
+    if path:  # documents of earlier runs (no staged file) need no decision
+        yield path, (NEAR, doc_id, info)
+
+
+class NearDecisions(beam.PTransform):
+    """(staged file, decisions so far) pairs -> ``(file, (NEAR, id, ClusterInfo))`` for every
+    document of this run that has a near duplicate (others are clusters of one).
+
+    ``sketch``: a one-element PCollection, the ``KeySketch`` of every staged band key.
+    ``is_member(row, decisions)``: does a staged row take part (it survived the earlier stages)?
+    ``index_in``: earlier runs' band-index globs, whose documents (tier 0) win their clusters.
+    """
+
+    def __init__(self, config: MinHashConfig, sketch: Any, is_member: Any,
+                 member_columns: Sequence[str] = (), index_in: Sequence[str] = ()):
+        super().__init__(label=STAGE)
+        self._cfg = config
+        self._sketch = sketch
+        self._is_member = is_member
+        self._member_columns = tuple(member_columns)
+        self._index_in = tuple(index_in)
+
+    def expand(self, files: Any) -> Any:
+        cfg = self._cfg
+        keep_sig = cfg.verify_threshold is not None
+        sketch = pvalue.AsSingleton(self._sketch)
+        prior_sketch, prior = None, None
+        if self._index_in:
+            opened = (files.pipeline
+                      | "IndexGlobs" >> beam.Create(list(self._index_in))
+                      | "MatchIndex" >> fileio.MatchAll(EmptyMatchTreatment.ALLOW)
+                      | "OpenIndex" >> fileio.ReadMatches())
+            prior_sketch = pvalue.AsSingleton(
+                opened
+                | "IndexKeys" >> beam.ParDo(_ReadIndex(cfg, keep_sig, keys_only=True))
+                | "SketchIndex" >> beam.CombineGlobally(SketchKeys()))
+            prior = opened | "ReadIndex" >> beam.ParDo(_ReadIndex(cfg, keep_sig), sketch)
+        entries = files | "BandEntries" >> beam.ParDo(
+            _StagedBandEntries(self._is_member, keep_sig, self._member_columns), sketch,
+            *([prior_sketch] if prior_sketch is not None else []))
+        if prior is not None:
+            entries = (entries, prior) | "WithIndex" >> beam.Flatten()
+        return (entries
+                | "GroupBuckets" >> beam.GroupByKey()
+                | "Buckets" >> beam.ParDo(_BucketEdges(cfg))
+                | "Components" >> ConnectedComponents()
+                | "ByFile" >> beam.FlatMap(_decision))

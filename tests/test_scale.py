@@ -1,0 +1,116 @@
+"""Scale: no document crosses a shuffle, and the key sketch that keeps the shuffles small never
+loses a duplicate (issue 14; the figures are in bench/pipeline_vs_datatrove.py)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.pipeline import PipelineVisitor
+from apache_beam.pvalue import PCollection
+from ouroboros.pipeline.cli import execute
+from ouroboros.transforms.dedup.sketch import KeySketch, SketchKeys, as_keys
+
+from tests.conftest import read_output
+
+DEMO = Path(__file__).resolve().parents[1] / "pipeline" / "demo_corpus"
+
+
+def _documents_in(value: Any, depth: int = 0) -> bool:
+    """Does `value` hold a document (a dict with a text) anywhere inside?"""
+    if depth > 6:
+        return False
+    if isinstance(value, dict):
+        if isinstance(value.get("text"), str) and len(value) > 2:
+            return True
+        return any(_documents_in(v, depth + 1) for v in value.values())
+    if isinstance(value, (tuple, list)):
+        return any(_documents_in(v, depth + 1) for v in value)
+    return False
+
+
+def _no_document(element: Any, where: str) -> Any:
+    if _documents_in(element):
+        raise AssertionError(f"a document crosses the shuffle {where}: {str(element)[:300]}")
+    return element
+
+
+@pytest.mark.slow
+def test_no_document_crosses_a_shuffle_and_the_run_is_complete(tmp_path, monkeypatch):
+    """The input of every GroupByKey of the graph (the shuffles of Reshuffle, CoGroupByKey and
+    the Parquet writers too) also goes to a check: an element holding a document fails the run. A
+    combine's GroupByKey is left alone: runners combine before its shuffle (partial accumulators
+    cross it, not the inputs).
+    All stages on, topics and sampling included; the topic model's fit on a bounded sample of
+    texts ({"id", "text"} only) is the one allowed text crossing."""
+    from ouroboros.pipeline import graph
+
+    original = graph.build_pipeline
+    checked: list[str] = []
+
+    class Shuffles(PipelineVisitor):
+        def __init__(self) -> None:
+            self.inputs: list[tuple[str, PCollection]] = []
+
+        def visit_transform(self, node) -> None:
+            lifted = node.parent is not None and isinstance(node.parent.transform,
+                                                            beam.CombinePerKey)
+            if isinstance(node.transform, beam.GroupByKey) and not lifted:
+                self.inputs.append((node.full_label, node.inputs[0]))
+
+    def build_and_check(p, *args, **kwargs):
+        original(p, *args, **kwargs)
+        shuffles = Shuffles()
+        p.visit(shuffles)
+        for i, (where, pcoll) in enumerate(shuffles.inputs):
+            checked.append(where)
+            _ = pcoll | f"NoDocument{i}" >> beam.Map(_no_document, where)
+
+    monkeypatch.setattr(graph, "build_pipeline", build_and_check)
+    out = tmp_path / "out"
+    stats = execute([str(DEMO / "demo.jsonl"), str(DEMO / "demo.warc")], str(out), quiet=True,
+                    overrides=["topics.enabled=true", "sampling.enabled=true",
+                               "sampling.keys=[language,topic]", "sampling.budget_fraction=0.5"])
+    monkeypatch.undo()
+    assert any("near_dedup" in w for w in checked) and any("exact" in w.lower() for w in checked)
+    assert stats["accounting"]["holds"]
+    curated, rejected, errors = (read_output(out, p) for p in ("curated", "rejected", "errors"))
+    assert len(curated) + len(rejected) + len(errors) == stats["input_records"] > 20
+    assert {r["reject_stage"] for r in rejected} >= {"quality", "near_dedup", "sample"}
+    assert not (out / ".work").exists()  # the staged documents are removed after the run
+
+
+def test_key_sketch_never_misses_a_repeated_key_across_partial_sketches():
+    rng = random.Random(7)
+    once = [rng.getrandbits(64) for _ in range(200_000)]
+    twice = [rng.getrandbits(64) for _ in range(2_000)]
+    stream = once + twice + twice
+    rng.shuffle(stream)
+    fn = SketchKeys(log2_cells=20, k=3)
+    parts = []
+    for i in range(3):  # three workers' partial sketches, merged as a runner would
+        acc = fn.create_accumulator()
+        for key in stream[i::3]:
+            acc = fn.add_input(acc, key)
+        parts.append(fn.compact(acc))
+    sketch = fn.extract_output(fn.merge_accumulators(parts))
+    assert sketch.at_least(as_keys(twice), 2).all()  # no false negative, ever
+    assert sketch.at_least(as_keys(once), 1).all()
+    # false positives (a key seen once said twice, an unseen key said seen) as a Bloom filter's:
+    # all k cells hit by some other key, (1 - exp(-k n / cells))**k, ~8.6% at this heavy load
+    fill = 1 - np.exp(-3 * len(set(stream)) / 2**20)
+    unseen = as_keys(rng.getrandbits(64) for _ in range(20_000))
+    assert sketch.at_least(unseen, 1).mean() < 1.2 * fill**3
+    assert sketch.at_least(as_keys(once), 2).mean() < 1.2 * fill**3
+
+
+def test_key_sketch_counts_a_key_twice_within_one_batch_and_refuses_other_shapes():
+    sketch = KeySketch(log2_cells=10, k=2)
+    sketch.add(as_keys([5, 5, 9]))
+    assert list(sketch.at_least(as_keys([5, 9]), 2)) == [True, False]
+    with pytest.raises(ValueError):
+        sketch.merge(KeySketch(log2_cells=12, k=2))
