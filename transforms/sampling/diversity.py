@@ -108,20 +108,40 @@ def _mix(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-def ngram_hashes(tokens: Sequence[str], n: int) -> np.ndarray:
-    """Stable 64-bit hashes of the word n-grams (the same in every process)."""
-    if len(tokens) < n:
+_TOKEN_HASHES: dict[str, int] = {}  # per process; words repeat across documents
+_TOKEN_CACHE_MAX = 1 << 20
+_LETTERED: dict[str, bool] = {}
+
+
+def _token_hash(token: str) -> int:
+    if len(_TOKEN_HASHES) >= _TOKEN_CACHE_MAX:
+        _TOKEN_HASHES.clear()
+    h = _TOKEN_HASHES[token] = int.from_bytes(
+        hashlib.blake2b(token.encode(), digest_size=8).digest(), "big")
+    return h
+
+
+def token_hashes(tokens: Sequence[str]) -> np.ndarray:
+    """Stable 64-bit hashes of the tokens (blake2b, cached per process)."""
+    get = _TOKEN_HASHES.get  # get, not `in` then [ ]: another thread may clear the cache between
+    return np.fromiter((h if (h := get(t)) is not None else _token_hash(t) for t in tokens),
+                       np.uint64, len(tokens))
+
+
+def ngram_hashes_of(h: np.ndarray, n: int) -> np.ndarray:
+    """Hashes of the word n-grams of a document, given its tokens' hashes."""
+    if len(h) < n:
         return np.zeros(0, np.uint64)
-    vocab: dict[str, int] = {}
-    for t in tokens:
-        if t not in vocab:
-            vocab[t] = int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "big")
-    h = np.fromiter((vocab[t] for t in tokens), np.uint64, len(tokens))
     acc = h[: len(h) - n + 1].copy()
     with np.errstate(over="ignore"):
         for i in range(1, n):
             acc = _mix(acc * np.uint64(0x9E3779B97F4A7C15) + h[i : len(h) - n + 1 + i])
     return _mix(acc)
+
+
+def ngram_hashes(tokens: Sequence[str], n: int) -> np.ndarray:
+    """Stable 64-bit hashes of the word n-grams (the same in every process)."""
+    return ngram_hashes_of(token_hashes(tokens), n)
 
 
 def _smallest_distinct(values: np.ndarray, k: int) -> np.ndarray:
@@ -155,13 +175,25 @@ def _frequent_words(language: str) -> frozenset[str] | None:
     return frozenset(wordfreq.get_frequency_dict(lang, "small"))
 
 
-def vocab_tail_counts(text: str, language: str | None) -> tuple[int, int]:
-    """(rare word tokens, word tokens checked) for a text; (0, 0) for an unsupported language."""
+def vocab_tail_counts(text: str, language: str | None,
+                      tokens: Sequence[str] | None = None) -> tuple[int, int]:
+    """(rare word tokens, word tokens checked) for a text (or its :func:`diversity_words`, when
+    already split); (0, 0) for an unsupported language."""
     frequent = _frequent_words(language) if language else None
     if frequent is None:
         return 0, 0
-    toks = [w for w in diversity_words(text) if _LETTERS.search(w)]
-    return sum(1 for w in toks if w not in frequent), len(toks)
+    if len(_LETTERED) >= _TOKEN_CACHE_MAX:
+        _LETTERED.clear()
+    lettered = _LETTERED
+    rare = checked = 0
+    for w in diversity_words(text) if tokens is None else tokens:
+        has = lettered.get(w)
+        if has is None:
+            has = lettered[w] = _LETTERS.search(w) is not None
+        if has:
+            checked += 1
+            rare += w not in frequent
+    return rare, checked
 
 
 class TextDiversityFn(beam.CombineFn):
@@ -183,7 +215,8 @@ class TextDiversityFn(beam.CombineFn):
     def add_input(self, acc, doc: dict[str, Any]):
         text = doc.get("text") or ""
         toks = diversity_words(text)
-        rare, checked = vocab_tail_counts(text, doc.get("language"))
+        rare, checked = vocab_tail_counts(text, doc.get("language"), toks)
+        token_h = token_hashes(toks)
         acc[0] += 1
         acc[1] += len(toks)
         acc[2] += rare
@@ -191,7 +224,7 @@ class TextDiversityFn(beam.CombineFn):
         for n in self._orders:
             entry = acc[4][n]
             entry[0] += max(len(toks) - n + 1, 0)
-            hashes = ngram_hashes(toks, n)
+            hashes = ngram_hashes_of(token_h, n)
             if entry[1].size == self._k:  # a full sketch only takes hashes below its largest
                 hashes = hashes[hashes < entry[1][-1]]
             if hashes.size:
