@@ -106,7 +106,9 @@ def _check_output(output: str, overwrite: bool) -> None:
         return
     existing = [p for p in PARTS if os.path.exists(os.path.join(output, p))]
     if existing and not overwrite:
-        raise SystemExit(f"error: {output} already holds outputs ({', '.join(existing)}); "
+        from ouroboros.pipeline.options import UsageError
+
+        raise UsageError(f"{output} already holds outputs ({', '.join(existing)}); "
                          "choose another --output or pass --overwrite")
 
 
