@@ -106,7 +106,9 @@ def _check_output(output: str, overwrite: bool) -> None:
         return
     existing = [p for p in PARTS if os.path.exists(os.path.join(output, p))]
     if existing and not overwrite:
-        raise SystemExit(f"error: {output} already holds outputs ({', '.join(existing)}); "
+        from ouroboros.pipeline.options import UsageError
+
+        raise UsageError(f"{output} already holds outputs ({', '.join(existing)}); "
                          "choose another --output or pass --overwrite")
 
 
@@ -150,6 +152,13 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
         raise UsageError("--limit cannot be combined with --state in `run`: a run over part of "
                          "the shards must not record them as processed (use another --output "
                          "without --state for a quick look)")
+    if run_id is not None:  # the command line checks it in its parser; callers of execute here
+        try:
+            from ouroboros.pipeline.publish import staging_dir
+
+            staging_dir(output, run_id)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if dry_run:
         return dry_run_report(shards, output, config, options, state if incremental else None,
                               reprocess=reprocess, overwrite=overwrite, limit=limit, quiet=quiet)

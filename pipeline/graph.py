@@ -307,27 +307,58 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
     `limit`: process only the first `limit` input records (`FirstRecords`).
     """
     drop = mode == "run"
+    extras: dict[str, Any] = {}
+    read, read_docs, errors = _read(p, shards, config, run, progress, limit, extras)
+    index_in = prior_index_files(state)
+    kept, rejected, more_errors = _streaming_pass(read_docs, config, drop, index_in,
+                                                  earlier_shards, reprocess)
+    errors += more_errors
+    files = kept | "stage" >> StageDocuments(f"{output}/{WORK_DIR}/staged")
+    index_params = (config.near_dedup.index_params()
+                    if drop and config.near_dedup.enabled else None)
+    keyed = keyed_stages(config, drop, index_params)
+    decided, sides = _keyed_decisions(kept, files, config, keyed, index_in, extras)
+    applied = decided | "apply" >> beam.ParDo(ApplyDecisions(keyed), *sides).with_outputs(
+        REJECTED, ERRORS, ENTERING, INDEX, main=CURATED)
+    errors.append(applied[ERRORS])
+    rejected.append(applied[REJECTED])
+    out_docs = applied[CURATED]
+    _diversity(applied[ENTERING], out_docs, config.sampling.keys, extras)
+    all_errors = errors | "FlattenErrors" >> beam.Flatten()
+    _write_outputs(output, config, drop, out_docs, rejected, all_errors,
+                   applied[INDEX] if index_params is not None else None)
+    named = {"input": read_docs, "curated" if drop else "tagged": out_docs, "errors": all_errors,
+             "skipped": read[SKIPPED]}
+    named.update({f"rejected#{i}": pcoll for i, pcoll in enumerate(rejected)})
+    _ = named | "Stats" >> WriteStats(output, run, shards, extras, progress=progress)
+
+
+def _read(p: beam.Pipeline, shards: list[str], config: Config, run: RunInfo, progress: Any,
+          limit: int | None, extras: dict[str, Any]) -> tuple[Any, Any, list]:
+    """(the reader's outputs, the documents read, error collections); with `limit`, only the
+    first `limit` records (``FirstRecords``) go on, and its summary goes into `extras`."""
     known, unknown = shard_list(shards, run)
     read = (p
             | "Shards" >> beam.Create(known)
             | "SpreadShards" >> beam.Reshuffle()
             | "Read" >> beam.ParDo(ReadShard(config.read, run, progress, limit)).with_outputs(
                 ERRORS, SKIPPED, POSITIONED, main="docs"))
-    extras = {}
     if limit is None:
-        read_docs, errors = read.docs, [read[ERRORS], p | "UnknownShards" >> beam.Create(unknown)]
-    else:
-        unknown_positioned = [((e["source_uri"], 0), "error", e) for e in unknown]
-        first = ((read[POSITIONED], p | "UnknownShards" >> beam.Create(unknown_positioned))
-                 | "FlattenPositioned" >> beam.Flatten()
-                 | "FirstRecords" >> FirstRecords(limit))
-        read_docs, errors = first["docs"], [first[ERRORS]]
-        extras["limit"] = first["summary"]
+        return read, read.docs, [read[ERRORS], p | "UnknownShards" >> beam.Create(unknown)]
+    unknown_positioned = [((e["source_uri"], 0), "error", e) for e in unknown]
+    first = ((read[POSITIONED], p | "UnknownShards" >> beam.Create(unknown_positioned))
+             | "FlattenPositioned" >> beam.Flatten()
+             | "FirstRecords" >> FirstRecords(limit))
+    extras["limit"] = first["summary"]
+    return read, first["docs"], [first[ERRORS]]
 
-    # 1. The streaming pass.
+
+def _streaming_pass(read_docs: Any, config: Config, drop: bool, index_in: list[str],
+                    earlier_shards: Sequence[str], reprocess: bool) -> tuple[Any, list, list]:
+    """1. The per-document stages over the documents as they stream: (kept, rejected collections,
+    error collections)."""
     chain, deferred = streaming_stages(config)
-    index_in = prior_index_files(state)
-    rejected = []
+    rejected, errors = [], []
     if earlier_shards and index_in:
         # Documents an earlier run kept, read again (`EarlierRuns`), are decided between the
         # per-document stages and the deferred ones, as in the stage order; only documents of
@@ -346,12 +377,13 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
     if streamed is not None:
         rejected.append(streamed.rejected)
         errors.append(streamed.errors)
-    files = kept | "stage" >> StageDocuments(f"{output}/{WORK_DIR}/staged")
+    return kept, rejected, errors
 
-    # 2. Decisions on keys.
-    index_params = (config.near_dedup.index_params()
-                    if drop and config.near_dedup.enabled else None)
-    keyed = keyed_stages(config, drop, index_params)
+
+def _keyed_decisions(kept: Any, files: Any, config: Config, keyed: KeyedStages,
+                     index_in: list[str], extras: dict[str, Any]) -> tuple[Any, list]:
+    """2. Decisions on keys: exact and near dedup, the topic model, the sampling plan. Returns the
+    staged files with their decisions and the apply pass's side inputs."""
     decisions = []
     if keyed.exact:
         exact_sketch = (kept
@@ -373,27 +405,24 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
     if keyed.sampling:
         sample_plan, cutoffs = decided | SamplingPlan(config.sampling, keyed, model)
         extras["sampling"] = sample_plan | "PlanSummary" >> beam.Map(lambda plan: plan.summary())
-
-    # 3. The apply pass.
     sides = [pvalue.AsSingleton(pc) if pc is not None else None
              for pc in (sample_plan, cutoffs, model)]
-    applied = decided | "apply" >> beam.ParDo(ApplyDecisions(keyed), *sides).with_outputs(
-        REJECTED, ERRORS, ENTERING, INDEX, main=CURATED)
-    errors.append(applied[ERRORS])
-    out_docs = applied[CURATED]
+    return decided, sides
 
-    keys = config.sampling.keys
-    entering = applied[ENTERING]
+
+def _diversity(entering: Any, out_docs: Any, keys: Sequence[str], extras: dict[str, Any]) -> None:
+    """The diversity statistics of the documents entering the sampler and of those output."""
     input_strata = entering | "InputStrata" >> StratumCounts(keys)
     extras["diversity_input"] = entering | "DiversityInput" >> DiversityStats(
         keys, counts=input_strata)
     extras["diversity_output"] = out_docs | "DiversityOutput" >> DiversityStats(
         keys, reference=input_strata)
 
-    # Each document output has its own writer in the step that produces it (a multi-input
-    # Flatten of documents would be materialised by Beam's in-process runner).
-    rejected.append(applied[REJECTED])
-    all_errors = errors | "FlattenErrors" >> beam.Flatten()
+
+def _write_outputs(output: str, config: Config, drop: bool, out_docs: Any, rejected: list,
+                   all_errors: Any, index: Any) -> None:
+    """3. The writers. Each document output has its own writer in the step that produces it (a
+    multi-input Flatten of documents would be materialised by Beam's in-process runner)."""
     if drop:
         _write_parquet(out_docs, "Curated", f"{output}/curated/part", RECORD_SCHEMA, config)
         if config.output.write_rejected:
@@ -401,16 +430,11 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
                 name = "part" if i == 0 else f"part{i}"
                 _write_parquet(pcoll, "Rejected" + ("" if i == 0 else str(i)),
                                f"{output}/rejected/{name}", REJECTED_SCHEMA, config)
-        if index_params is not None:
-            _ = (applied[INDEX]
+        if index is not None:
+            _ = (index
                  | "WriteIndex" >> beam.io.WriteToParquet(
                      f"{output}/{INDEX_DIR}/minhash-index", INDEX_SCHEMA,
                      file_name_suffix=".parquet"))
     else:
         _write_parquet(out_docs, "Tagged", f"{output}/tagged/part", REJECTED_SCHEMA, config)
     _write_parquet(all_errors, "Errors", f"{output}/errors/part", ERROR_SCHEMA, config)
-
-    named = {"input": read_docs, "curated" if drop else "tagged": out_docs, "errors": all_errors,
-             "skipped": read[SKIPPED]}
-    named.update({f"rejected#{i}": pcoll for i, pcoll in enumerate(rejected)})
-    _ = named | "Stats" >> WriteStats(output, run, shards, extras, progress=progress)

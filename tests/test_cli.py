@@ -339,3 +339,15 @@ except UsageError as exc:
                           timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert "needs the dask extra" in done.stdout
+
+
+def test_execute_refuses_a_run_id_that_escapes_the_output_before_creating_it(tmp_path):
+    from ouroboros.pipeline.cli import execute
+    from ouroboros.pipeline.options import UsageError
+
+    shard = tmp_path / "a.jsonl"
+    shard.write_text('{"text": "hello"}\n')
+    out = tmp_path / "out"
+    with pytest.raises(UsageError, match="run id"):
+        execute([str(shard)], str(out), run_id="../x", quiet=True)
+    assert not out.exists() and not (tmp_path / "x").exists()
