@@ -5,7 +5,7 @@ of each file (default 200). Prints accuracy per language, overall accuracy (over
 over the languages both models know), and sentences/s (CPU time, one core, best of --repeat).
 py3langid runs in its own virtual environment (bench/_peer_env.py), as a subprocess.
 
-    /work/venv/bin/python bench/langid.py [--per-language 200] [--repeat 3]
+    .venv/bin/python bench/langid.py [--per-language 200] [--repeat 3]
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ DirectRunner, ``drop=False``) then runs on bases + copies; a pair counts as dete
 and copy end in the same cluster. Expected detection per bin is the mean of the S-curve over the
 pairs' exact similarities; the sampling error is the binomial standard deviation of that sum.
 
-    /work/venv/bin/python bench/minhash_scurve.py [--rounds 3] [--bands 14 --rows 8]
+    .venv/bin/python bench/minhash_scurve.py [--rounds 3] [--bands 14 --rows 8]
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ pair of true Jaccard s is found by each with probability p(s) = 1-(1-s^8)^14, in
 expected number of planted pairs found by exactly one side is sum 2 p (1-p), printed beside the
 observed count. Every pair found by one side only is listed by true Jaccard (lowest first).
 
-    /work/venv/bin/python bench/minhash_vs_datatrove.py [--copies-frac 0.33] [--max-docs 4000]
+    .venv/bin/python bench/minhash_vs_datatrove.py [--copies-frac 0.33] [--max-docs 4000]
 """
 
 from __future__ import annotations

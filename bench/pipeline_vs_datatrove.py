@@ -2,7 +2,7 @@
 
 Corpora of 10k, 50k and 200k documents built from ../shared/data (``scale_corpus.build_corpus``:
 real lines recombined, Zipf sites, 2% planted exact and 5% planted near duplicates), 8 JSONL.gz
-shards each, written once under ``--work`` (default /tmp/ouroboros-scale).
+shards each, written once under ``--work`` (default: ouroboros-scale in the system's temporary directory).
 
 The work, on both sides: read the shards; the Gopher repetition, Gopher quality, C4 and FineWeb
 quality filters (English rules for every document: ``quality.language_aware=false`` on our side);
@@ -28,7 +28,7 @@ model loading) and its slowest Beam steps. The machine is shared: timings are no
 within one invocation.
 
     .venv/bin/python bench/pipeline_vs_datatrove.py [--sizes 10000 50000 200000] \
-        [--main /work/main/.venv/bin/ouroboros] [--workers 1] [--sides ours,main,datatrove]
+        [--main OLD_CHECKOUT/.venv/bin/ouroboros] [--workers 1] [--sides ours,main,datatrove]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -126,7 +127,7 @@ HEADER = (f"  {'side':<22} {'docs':>8} {'docs/s':>8} {'CPU s/1k':>10} {'docs/CPU
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 200_000])
-    ap.add_argument("--work", default="/tmp/ouroboros-scale")
+    ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "ouroboros-scale"))
     ap.add_argument("--sides", default="ours,datatrove",
                     help="comma-separated: ours, main (needs --main), datatrove")
     ap.add_argument("--main", help="another checkout's `ouroboros` command (the graph before)")

@@ -19,7 +19,7 @@ datatrove runs in its own virtual environment (bench/_peer_env.py), as a subproc
 with ``language_aware=False`` so that every document is judged by the English rules, as datatrove's
 defaults do; the language-aware counts are printed after.
 
-    /work/venv/bin/python bench/quality_vs_datatrove.py [--repeat 3]
+    .venv/bin/python bench/quality_vs_datatrove.py [--repeat 3]
 """
 
 from __future__ import annotations
