@@ -42,6 +42,10 @@ RUN set -eux; \
     python /opt/ouroboros/check_install.py --output /tmp/ouroboros-check; \
     rm -rf /tmp/ouroboros-check
 
+# Arrow's jemalloc pool returns freed pages to the system at once (pyarrow's default, mimalloc,
+# keeps them): the workers' memory stays flat over a long run (README, "Scale").
+ENV ARROW_DEFAULT_MEMORY_POOL=jemalloc
+
 # Models of your own can be baked in below (or read from gs:// / s3:// at run time), e.g.
 #   COPY models/ /opt/ouroboros/models/
 # and run with --set quality_model.model_path=/opt/ouroboros/models/quality.ftz

@@ -434,6 +434,7 @@ def _write_outputs(output: str, config: Config, drop: bool, out_docs: Any, rejec
             _ = (index
                  | "WriteIndex" >> beam.io.WriteToParquet(
                      f"{output}/{INDEX_DIR}/minhash-index", INDEX_SCHEMA,
+                     row_group_buffer_size=config.output.row_group_bytes,
                      file_name_suffix=".parquet"))
     else:
         _write_parquet(out_docs, "Tagged", f"{output}/tagged/part", REJECTED_SCHEMA, config)

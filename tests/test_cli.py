@@ -8,6 +8,7 @@ shows matters (third-party warnings).
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -351,3 +352,18 @@ def test_execute_refuses_a_run_id_that_escapes_the_output_before_creating_it(tmp
     with pytest.raises(UsageError, match="run id"):
         execute([str(shard)], str(out), run_id="../x", quiet=True)
     assert not out.exists() and not (tmp_path / "x").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="jemalloc: the Linux wheels")
+@pytest.mark.parametrize("chosen, expected", [(None, "jemalloc"), ("system", "system")])
+def test_the_command_gives_arrow_a_pool_that_returns_freed_memory_unless_the_user_chose(
+        chosen, expected):
+    # pyarrow's default pool (mimalloc) keeps freed pages: a long local run crept up in memory.
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if chosen:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
+    code = ("import sys; from ouroboros.pipeline.cli import main; code = main(['config']); "
+            "import pyarrow as pa; print('POOL', code, pa.default_memory_pool().backend_name)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=300, check=False)
+    assert done.stdout.strip().splitlines()[-1] == f"POOL 0 {expected}", done.stderr[-2000:]

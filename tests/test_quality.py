@@ -494,3 +494,16 @@ def test_german_jsonl_documents_pass_with_german_stop_words():
         _, english = quality_signals_and_reasons(texts[i], "de", QualityConfig(language_aware=False))
         assert aware == [], (i, aware)
         assert english == ["gopher_quality:stop_words_count=0"], (i, english)
+
+
+def test_stop_words_of_another_language_do_not_keep_its_whole_word_list():
+    # wordfreq caches a language's whole list (~40 MB) when asked for its top words; a worker
+    # that met ten languages would hold ten of them for the rest of the run.
+    import wordfreq
+    from ouroboros.transforms.quality.filters import stop_words_for
+
+    stop_words_for.cache_clear()
+    words = stop_words_for("de", 8)
+    assert "und" in words and len(words) == 8
+    assert wordfreq.get_frequency_list.cache_info().currsize == 0
+

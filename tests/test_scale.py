@@ -3,6 +3,7 @@ loses a duplicate (issue 14; the figures are in bench/pipeline_vs_datatrove.py).
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ def test_key_sketch_never_misses_a_repeated_key_across_partial_sketches():
         acc = fn.create_accumulator()
         for key in stream[i::3]:
             acc = fn.add_input(acc, key)
-        parts.append(fn.compact(acc))
+        parts.append(pickle.loads(pickle.dumps(fn.compact(acc))))  # encoded between workers
     sketch = fn.extract_output(fn.merge_accumulators(parts))
     assert sketch.at_least(as_keys(twice), 2).all()  # no false negative, ever
     assert sketch.at_least(as_keys(once), 1).all()
@@ -106,6 +107,22 @@ def test_key_sketch_never_misses_a_repeated_key_across_partial_sketches():
     unseen = as_keys(rng.getrandbits(64) for _ in range(20_000))
     assert sketch.at_least(unseen, 1).mean() < 1.2 * fill**3
     assert sketch.at_least(as_keys(once), 2).mean() < 1.2 * fill**3
+
+
+def test_key_sketch_is_encoded_compressed_and_decodes_to_a_working_sketch():
+    # A runner keeps encoded copies of the sketch (accumulators, side inputs): a sparse one must
+    # not cost its full 16 MiB each time, and a decoded one must keep counting and merging.
+    keys = as_keys(range(1, 50_001))
+    sketch = KeySketch()  # 2**26 cells: 16 MiB of counters
+    sketch.add(keys)
+    sketch.add(keys[:100])
+    data = pickle.dumps(sketch)
+    assert len(data) < 2**20
+    back = pickle.loads(data)
+    assert list(back.at_least(keys[98:102], 2)) == [True, True, False, False]
+    back.add(keys[100:101])
+    back.merge(pickle.loads(data))
+    assert back.at_least(keys[100:102], 2).all()  # 101 added again; 102 seen once on each side
 
 
 def test_key_sketch_counts_a_key_twice_within_one_batch_and_refuses_other_shapes():

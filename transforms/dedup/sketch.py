@@ -19,6 +19,7 @@ in two partial sketches has been seen twice.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -82,6 +83,19 @@ class KeySketch:
             for cells in self._cells(keys):
                 out &= (table[cells >> _U64(6)] & (_U64(1) << (cells & _U64(63)))) != 0
         return out
+
+    def __getstate__(self) -> tuple:
+        # Pickled (a combine accumulator, a side input) with its bit arrays compressed: the
+        # in-process runner keeps several encoded copies of a side input, and a sketch of a
+        # small or medium corpus is mostly zero bits (16 MiB -> well under 1 MiB at 10,000
+        # documents, about a third of its size at 200,000).
+        return (self.log2_cells, self.k,
+                zlib.compress(self.once.tobytes(), 1), zlib.compress(self.twice.tobytes(), 1))
+
+    def __setstate__(self, state: tuple) -> None:
+        self.log2_cells, self.k, once, twice = state
+        self.once = np.frombuffer(bytearray(zlib.decompress(once)), dtype=_U64)
+        self.twice = np.frombuffer(bytearray(zlib.decompress(twice)), dtype=_U64)
 
     def merge(self, other: KeySketch) -> None:
         if (other.log2_cells, other.k) != (self.log2_cells, self.k):

@@ -81,7 +81,11 @@ def stop_words_for(language: str, n: int = 8) -> frozenset[str] | None:
 
     if language not in wordfreq.available_languages():
         return None
-    return frozenset(wordfreq.top_n_list(language, n))
+    words = frozenset(wordfreq.top_n_list(language, n))
+    # top_n_list loads the language's whole list (~40 MB of Python objects) into a cache that
+    # wordfreq never empties: a worker would hold one per language it met.
+    wordfreq.get_frequency_list.cache_clear()
+    return words
 
 
 # The words of languages written without spaces are whole phrases: these signals are left null.

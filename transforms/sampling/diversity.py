@@ -172,7 +172,10 @@ def _frequent_words(language: str) -> frozenset[str] | None:
     lang = _WORDFREQ_ALIAS.get(language, language)
     if lang in _WORDFREQ_SKIP or lang not in wordfreq.available_languages("small"):
         return None
-    return frozenset(wordfreq.get_frequency_dict(lang, "small"))
+    words = frozenset(wordfreq.get_frequency_dict(lang, "small"))
+    wordfreq.get_frequency_dict.cache_clear()  # wordfreq's own caches never empty; keep one copy
+    wordfreq.get_frequency_list.cache_clear()
+    return words
 
 
 def vocab_tail_counts(text: str, language: str | None,
