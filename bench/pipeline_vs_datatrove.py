@@ -55,6 +55,8 @@ SAME_WORK = [
 
 PEER_SCRIPT = r'''
 import sys
+
+import pyarrow as pa
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.dedup import MinhashDedupSignature
 from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupBuckets,
@@ -80,9 +82,14 @@ run("buckets", [MinhashDedupBuckets(input_folder=f"{work}/sigs", output_folder=f
                                     config=cfg)], cfg.num_buckets)
 run("cluster", [MinhashDedupCluster(input_folder=f"{work}/buckets", output_folder=f"{work}/remove",
                                     config=cfg)], 1)
+# An explicit schema, as datatrove's ParquetWriter asks when fields can be missing: undated documents
+# have no `date`, and a schema inferred from a first batch without it fails on a later batch.
+schema = pa.schema([("text", pa.string()), ("id", pa.string()),
+                    ("metadata", pa.struct([("url", pa.string()), ("date", pa.string()),
+                                            ("file_path", pa.string())]))])
 run("dedup", [JsonlReader(f"{work}/survivors"),
               MinhashDedupFilter(input_folder=f"{work}/remove"),
-              ParquetWriter(f"{work}/curated", compression="zstd")], shards)
+              ParquetWriter(f"{work}/curated", compression="zstd", schema=schema)], shards)
 '''
 
 
