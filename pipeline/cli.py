@@ -395,8 +395,8 @@ def _arrow_pool() -> None:
     Parquet reading and writing allocate and free Arrow buffers for every row group. pyarrow's
     default pool on Linux (mimalloc) keeps the pages it frees, so a long local run's resident
     memory crept up file after file; jemalloc returns them at once. Arrow reads the variable when
-    pyarrow is first imported, so this runs first. (README, "Scale": 10,000 documents of
-    ``bench/pipeline_vs_datatrove.py``, peak RSS 568 MB -> 523 MB.)"""
+    pyarrow is first imported, so this runs first. (README, "Scale": 10,000 documents with
+    ``bench/pipeline_vs_datatrove.py``'s settings, in-process peak RSS 568 MB -> 523 MB.)"""
     if sys.platform.startswith("linux"):  # the pyarrow wheels with jemalloc
         os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
