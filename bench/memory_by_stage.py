@@ -56,8 +56,7 @@ def main() -> None:
 
     from ouroboros.pipeline import cli
 
-    # as cli.main does, but before Beam (which imports pyarrow) is loaded below
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+    cli.choose_arrow_pool()  # as cli.main does, but before Beam (which imports pyarrow) loads
     from apache_beam.runners.portability.fn_api_runner import fn_runner
 
     original = getattr(fn_runner.FnApiRunner, "_execute_bundle", None)

@@ -389,7 +389,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     return parser, commands
 
 
-def _arrow_pool() -> None:
+def choose_arrow_pool() -> None:
     """Arrow's jemalloc pool for this process and the workers it starts, unless the user chose one.
 
     Parquet reading and writing allocate and free Arrow buffers for every row group. pyarrow's
@@ -402,7 +402,7 @@ def _arrow_pool() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _arrow_pool()
+    choose_arrow_pool()
     parser, commands = build_parser()
     args, rest = parser.parse_known_args(argv)
     from ouroboros.pipeline import logs

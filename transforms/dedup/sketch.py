@@ -87,8 +87,8 @@ class KeySketch:
     def __getstate__(self) -> tuple:
         # Pickled (a combine accumulator, a side input) with its bit arrays compressed: the
         # in-process runner keeps several encoded copies of a side input, and a sketch of a
-        # small or medium corpus is mostly zero bits (16 MiB -> well under 1 MiB at 10,000
-        # documents, about a third of its size at 200,000).
+        # small or medium corpus is mostly zero bits (16 MiB -> 1.1 MB for the 140,000 band keys
+        # of 10,000 documents, 6.5 MB for the 2.8 million of 200,000).
         return (self.log2_cells, self.k,
                 zlib.compress(self.once.tobytes(), 1), zlib.compress(self.twice.tobytes(), 1))
 
