@@ -186,8 +186,12 @@ def test_cross_run_index_with_other_parameters_is_refused(tmp_path):
 
 # ---------------------------------------------------------------- components and buckets, no Beam
 
-def _node(i: int) -> tuple:
-    return representative_key(f"n{i:06d}", None, None)
+def _node(i: int) -> str:
+    return f"n{i:06d}"
+
+
+def _rank(i: int, date: str | None = None) -> tuple:
+    return representative_key(_node(i), date, None)
 
 
 @pytest.mark.parametrize("shape", ["chain", "star", "cliques"])
@@ -206,12 +210,27 @@ def test_union_find_is_independent_of_edge_order_and_partitioning(shape):
     for seed in range(5):
         rng = random.Random(seed)
         shuffled = [tuple(rng.sample(e, 2)) for e in rng.sample(edges, len(edges))]
+        ranks = rng.sample([_rank(i) for i in range(n)], n)
         parts = [UnionFind() for _ in range(3)]
-        for k, e in enumerate(shuffled):
+        for k, e in enumerate(shuffled):  # a rank may reach another partial than its edges
             parts[k % 3].union(*e)
+        for k, r in enumerate(ranks):
+            parts[(k + seed) % 3].add_rank(r)
         parts[0].merge(parts[1])
         parts[2].merge(parts[0])
         assert dict(parts[2].clusters()) == expected
+
+
+def test_union_find_reports_clusters_only_and_keeps_each_ids_best_rank():
+    uf = UnionFind()
+    uf.add_rank(_rank(5, "2020") + ("staged-a.parquet",))
+    uf.add_rank(_rank(9, "2020") + ("staged-b.parquet",))  # a rank without an edge: no cluster
+    uf.add_rank(_rank(7, "2021") + ("staged-a.parquet",))
+    uf.union(_node(5), _node(7))
+    uf.add_rank(representative_key(_node(7), "2019", None, tier=0))  # re-read from an index
+    assert list(uf.placed_clusters()) == [
+        (_node(5), ClusterInfo(_node(7), 2, 0), "staged-a.parquet"),
+        (_node(7), ClusterInfo(_node(7), 2, 0), "staged-a.parquet")]
 
 
 def test_hub_with_100k_copies_streams_the_bucket_and_yields_a_star():
@@ -221,18 +240,28 @@ def test_hub_with_100k_copies_streams_the_bucket_and_yields_a_star():
 
         def __iter__(self):
             self.passes += 1
-            return ((representative_key(f"d{i:06d}", "2020", None), None) for i in range(self.n))
+            return (f"d{i:06d}" for i in range(self.n))  # this run's documents: ids only
 
     bucket = OnceCountingIterable(100_000)
     dofn = _BucketEdges(MinHashConfig())
     edges = list(dofn.process(((0, 1), bucket)))
     assert bucket.passes == 2 and len(edges) == 99_999
-    assert {a[-1] for a, _ in edges} == {"d000000"}
+    assert len({a for a, _ in edges}) == 1
     uf = UnionFind()
     for e in edges:
         uf.union(*e)
+    for i in range(100_000):
+        uf.add_rank(representative_key(f"d{i:06d}", "2020", None))
     infos = dict(uf.clusters())
     assert len(infos) == 100_000 and infos["d099999"] == ClusterInfo("d000000", 100_000, 1)
+
+
+def test_a_bucket_links_new_documents_to_its_best_earlier_document_only():
+    prior = lambda doc_id, date: (representative_key(doc_id, date, None, tier=0), None)
+    members = ["n2", prior("p1", "2019"), "n1", prior("p0", "2018")]
+    edges = set(_BucketEdges(MinHashConfig()).process(((0, 1), members)))
+    assert edges == {("p0", "n1"), ("p0", "n2")}  # earlier documents are never linked together
+    assert not list(_BucketEdges(MinHashConfig()).process(((0, 1), [prior("p1", "2019"), prior("p0", "2018")])))
 
 
 def test_verification_drops_false_positive_candidates_but_links_the_rest():
@@ -243,4 +272,4 @@ def test_verification_drops_false_positive_candidates_but_links_the_rest():
     far1 = (representative_key("c", "2021", None), sig([1] * 2 + [3] * 8))
     far2 = (representative_key("d", "2021", None), sig([1] * 2 + [3] * 7 + [4]))
     edges = list(_BucketEdges(cfg).process(((0, 1), [centre, close, far1, far2])))
-    assert {(a[-1], b[-1]) for a, b in edges} == {("a", "b"), ("c", "d")}
+    assert set(edges) == {("a", "b"), ("c", "d")}

@@ -10,14 +10,19 @@ below is the same rule over documents in memory, for tests, benchmarks and libra
 Flow (labels as in the graph):
   Sign       batches of documents -> signature + band hashes (``minhash.signatures``, numpy)
   Bands      one ((band, hash), member) per band; earlier runs' kept documents join here from
-             their band index (``index_in``), with tier 0 so that they win every cluster
+             their band index (``index_in``), with tier 0 so that they win every cluster. A
+             member is this run's document's id (``_member``; with verification, its rank and
+             signature), and each document's rank goes once to the components (``RANKS``)
   Buckets    per band bucket: a *star* from the bucket's best-ranked member to every other member
-             (never the O(n^2) pairs; a star is enough for connectivity). The bucket is iterated
+             (never the O(n^2) pairs; a star is enough for connectivity, so without verification
+             any of this run's documents may be the centre when no earlier run's document is in
+             the bucket; earlier runs' documents are never linked together). The bucket is iterated
              twice and never materialised by this code, so a hub with 100k copies costs O(1) here.
              With ``verify_threshold``, a member whose estimated Jaccard with the centre is too low
              gets no edge from the centre; such members (at most ``max_bucket_verify`` per bucket)
              are then starred greedily among themselves in rank order.
-  Components union-find over the edges (``components.py``: memory bounded by duplicated docs)
+  Components union-find over the edges (id pairs) and the ranks (``components.py``: memory
+             bounded by the documents that share a bucket)
   Join       documents <- their cluster (CoGroupByKey on id) -> kept / rejected, index rows
 
 Representative policy: ``representative.representative_key``, shared with exact dedup (earlier
@@ -143,12 +148,35 @@ class _Sign(beam.DoFn):
         return out
 
 
-def _band_entries(kv: tuple[str, tuple], keep_sig: bool) -> Iterable[tuple[tuple[int, int], tuple]]:
+RANKS = "ranks"  # the tagged output of a document's rank, once per document with band entries
+
+
+def _member(rank: Rank, sig: bytes | None, keep_sig: bool) -> Any:
+    """A band-bucket member: ``(rank, signature)`` when verifying (the centre must be the
+    best-ranked member, the signatures are compared) or for an earlier run's document (its rank
+    decides which one wins); otherwise just this run's document's id. Any of this run's documents
+    can then be a bucket's centre, and its rank crosses the shuffle once (``RANKS``), not once per
+    band: the bucket ``GroupByKey`` holds an id per entry (~100 bytes), not a rank (~500)."""
+    if keep_sig:
+        return rank, sig
+    return rank[ID] if rank[0] == NEW_TIER else (rank, None)
+
+
+def _member_rank(member: Any) -> Rank:
+    return member[0] if isinstance(member, tuple) else (NEW_TIER,)
+
+
+def _member_id(member: Any) -> str:
+    return member[0][ID] if isinstance(member, tuple) else member
+
+
+def _band_entries(kv: tuple[str, tuple], keep_sig: bool) -> Iterable[Any]:
     doc_id, (doc, bands, sig) = kv
     if bands is None:
         return
     rank = representative_key(doc_id, doc.get("crawl_date"), doc.get("synthetic_score"))
-    member = (rank, sig if keep_sig else None)
+    yield pvalue.TaggedOutput(RANKS, rank)
+    member = _member(rank, sig, keep_sig)
     for i, h in enumerate(bands):
         yield (i, h), member
 
@@ -181,9 +209,13 @@ class _ReadIndex(beam.DoFn):
                 rows = batch.select(["id", "crawl_date", "synthetic_score", "bands", "signature"])
                 for doc_id, date, score, bands, sig in zip(*(c.to_pylist() for c in rows.columns)):
                     self._docs.inc()
-                    member = (representative_key(doc_id, date, score, PRIOR_TIER), sig if self._keep_sig else None)
+                    rank = representative_key(doc_id, date, score, PRIOR_TIER)
+                    member = _member(rank, sig, self._keep_sig)
                     wanted = (sketch.at_least(as_keys(bands), 1) if sketch is not None and bands
                               else [True] * len(bands))
+                    if not any(wanted):
+                        continue
+                    yield pvalue.TaggedOutput(RANKS, rank)
                     for i, (h, ok) in enumerate(zip(bands, wanted)):
                         if ok:
                             yield (i, h), member
@@ -202,19 +234,22 @@ class _BucketEdges(beam.DoFn):
     def _similar(self, a: bytes, b: bytes) -> bool:
         return estimated_jaccard(np.frombuffer(a, np.uint32), np.frombuffer(b, np.uint32)) >= self._verify
 
-    def process(self, kv: tuple[Any, Iterable[tuple]]) -> Iterable[tuple[Rank, Rank]]:
+    def process(self, kv: tuple[Any, Iterable[Any]]) -> Iterable[tuple[str, str]]:
         _, members = kv
-        centre, n, any_new = None, 0, False
+        centre, top, n, any_new = None, None, 0, False
         for m in members:  # pass 1: the centre, O(1) memory
             n += 1
-            any_new = any_new or m[0][0] == NEW_TIER
-            if centre is None or m[0] < centre[0]:
-                centre = m
+            rank = _member_rank(m)
+            any_new = any_new or rank[0] == NEW_TIER
+            if top is None or rank < top:
+                centre, top = m, rank
         if n < 2 or not any_new:
             return
+        centre_id = _member_id(centre)
         failed: list[tuple] = []
         for m in members:  # pass 2: the star
-            if m[0][ID] == centre[0][ID] or (m[0][0] == PRIOR_TIER and centre[0][0] == PRIOR_TIER):
+            member_id = _member_id(m)
+            if member_id == centre_id or (_member_rank(m)[0] == PRIOR_TIER and top[0] == PRIOR_TIER):
                 continue
             if self._verify is not None and not self._similar(centre[1], m[1]):
                 self._failed.inc()
@@ -224,13 +259,13 @@ class _BucketEdges(beam.DoFn):
                     self._overflow.inc()
                 continue
             self._edges.inc()
-            yield centre[0], m[0]
+            yield centre_id, member_id
         centres: list[tuple] = []
         for m in sorted(failed, key=lambda x: x[0]):  # greedy stars among the leftovers
             for c in centres:
                 if not (m[0][0] == c[0][0] == PRIOR_TIER) and self._similar(c[1], m[1]):
                     self._edges.inc()
-                    yield c[0], m[0]
+                    yield c[0][ID], m[0][ID]
                     break
             else:
                 centres.append(m)
@@ -301,17 +336,22 @@ class NearDedup(beam.PTransform):
                   | "Batch" >> beam.BatchElements(  # batches of at most ~1M characters
                       min_batch_size=1, max_batch_size=self._max_batch, element_size_fn=text_units)
                   | "Sign" >> beam.ParDo(_Sign(cfg)).with_outputs(ERRORS, main="signed"))
-        entries = signed.signed | "Bands" >> beam.FlatMap(_band_entries, keep_sig)
+        bands = signed.signed | "Bands" >> beam.FlatMap(_band_entries, keep_sig).with_outputs(
+            RANKS, main="entries")
+        entries, ranks = bands.entries, bands[RANKS]
         if self._index_in:
             prior = (docs.pipeline
                      | "IndexGlobs" >> beam.Create(list(self._index_in))
                      | "MatchIndex" >> fileio.MatchAll(EmptyMatchTreatment.ALLOW)
                      | "OpenIndex" >> fileio.ReadMatches()
-                     | "ReadIndex" >> beam.ParDo(_ReadIndex(cfg, keep_sig)))
-            entries = (entries, prior) | "WithIndex" >> beam.Flatten()
-        clusters = (entries
-                    | "GroupBuckets" >> beam.GroupByKey()
-                    | "Buckets" >> beam.ParDo(_BucketEdges(cfg))
+                     | "ReadIndex" >> beam.ParDo(_ReadIndex(cfg, keep_sig)).with_outputs(
+                         RANKS, main="entries"))
+            entries = (entries, prior.entries) | "WithIndex" >> beam.Flatten()
+            ranks = (ranks, prior[RANKS]) | "WithIndexRanks" >> beam.Flatten()
+        edges = (entries
+                 | "GroupBuckets" >> beam.GroupByKey()
+                 | "Buckets" >> beam.ParDo(_BucketEdges(cfg)))
+        clusters = ((edges, ranks)
                     | "Components" >> ConnectedComponents()
                     | "ById" >> beam.Map(lambda node: (node[0], node[1])))
         decided = ({"doc": signed.signed, "cluster": clusters}
@@ -400,7 +440,8 @@ class _StagedBandEntries(beam.DoFn):
                 if not wanted.any():
                     continue
                 rank = representative_key(row["id"], row["crawl_date"], row["synthetic_score"]) + (path,)
-                member = (rank, row[SIGNATURE] if self._keep_sig else None)
+                member = _member(rank, row[SIGNATURE], self._keep_sig)
+                yield pvalue.TaggedOutput(RANKS, rank)
                 for i in np.flatnonzero(wanted):
                     self._entries.inc()
                     yield (int(i), bands[i]), member
@@ -444,14 +485,18 @@ class NearDecisions(beam.PTransform):
                 opened
                 | "IndexKeys" >> beam.ParDo(_ReadIndex(cfg, keep_sig, keys_only=True))
                 | "SketchIndex" >> beam.CombineGlobally(SketchKeys()))
-            prior = opened | "ReadIndex" >> beam.ParDo(_ReadIndex(cfg, keep_sig), sketch)
-        entries = files | "BandEntries" >> beam.ParDo(
+            prior = opened | "ReadIndex" >> beam.ParDo(
+                _ReadIndex(cfg, keep_sig), sketch).with_outputs(RANKS, main="entries")
+        staged = files | "BandEntries" >> beam.ParDo(
             _StagedBandEntries(self._is_member, keep_sig, self._member_columns), sketch,
-            *([prior_sketch] if prior_sketch is not None else []))
+            *([prior_sketch] if prior_sketch is not None else [])).with_outputs(RANKS, main="entries")
+        entries, ranks = staged.entries, staged[RANKS]
         if prior is not None:
-            entries = (entries, prior) | "WithIndex" >> beam.Flatten()
-        return (entries
-                | "GroupBuckets" >> beam.GroupByKey()
-                | "Buckets" >> beam.ParDo(_BucketEdges(cfg))
+            entries = (entries, prior.entries) | "WithIndex" >> beam.Flatten()
+            ranks = (ranks, prior[RANKS]) | "WithIndexRanks" >> beam.Flatten()
+        edges = (entries
+                 | "GroupBuckets" >> beam.GroupByKey()
+                 | "Buckets" >> beam.ParDo(_BucketEdges(cfg)))
+        return ((edges, ranks)
                 | "Components" >> ConnectedComponents()
                 | "ByFile" >> beam.FlatMap(_decision))
