@@ -45,6 +45,9 @@ RUN set -eux; \
 # Arrow's jemalloc pool returns freed pages to the system at once (pyarrow's default, mimalloc,
 # keeps them): the workers' memory stays flat over a long run (README, "Scale").
 ENV ARROW_DEFAULT_MEMORY_POOL=jemalloc
+# Fixed glibc mmap/trim thresholds: large freed blocks go back to the system instead of
+# fragmenting the heap (`pipeline/cli.py: tune_malloc`, which sets the same for local runs).
+ENV MALLOC_MMAP_THRESHOLD_=131072 MALLOC_TRIM_THRESHOLD_=131072
 
 # Models of your own can be baked in below (or read from gs:// / s3:// at run time), e.g.
 #   COPY models/ /opt/ouroboros/models/

@@ -57,6 +57,7 @@ def main() -> None:
     from ouroboros.pipeline import cli
 
     cli.choose_arrow_pool()  # as cli.main does, but before Beam (which imports pyarrow) loads
+    cli.tune_malloc()
     from apache_beam.runners.portability.fn_api_runner import fn_runner
 
     original = getattr(fn_runner.FnApiRunner, "_execute_bundle", None)

@@ -367,3 +367,46 @@ def test_the_command_gives_arrow_a_pool_that_returns_freed_memory_unless_the_use
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=300, check=False)
     assert done.stdout.strip().splitlines()[-1] == f"POOL 0 {expected}", done.stderr[-2000:]
+
+
+_MAPPED_PROBE = """
+import ctypes
+from ouroboros.pipeline.cli import tune_malloc
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                               "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+applied = tune_malloc()
+big = bytearray(8 << 20)
+del big  # glibc's own rule would now raise its mmap threshold to 8 MiB
+before = libc.mallinfo2().hblkhd
+block = bytearray(1 << 20)
+print("MAPPED", ",".join(sorted(applied)), libc.mallinfo2().hblkhd - before >= 1 << 20)
+"""
+
+
+def _has_mallinfo2() -> bool:
+    try:
+        import ctypes
+
+        return hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not _has_mallinfo2(),
+                    reason="glibc 2.33+ (mallopt, mallinfo2)")
+@pytest.mark.parametrize("user_threshold, expected", [
+    (None, "MAPPED MALLOC_MMAP_THRESHOLD_,MALLOC_TRIM_THRESHOLD_ True"),
+    ("33554432", "MAPPED MALLOC_TRIM_THRESHOLD_ False")])
+def test_the_command_keeps_large_blocks_mapped_so_freed_memory_goes_back_unless_the_user_chose(
+        user_threshold, expected):
+    # glibc's sliding mmap threshold put large buffers on the heap after the first big free: the
+    # keyed stages' shuffle data stayed resident until the run ended (README, "Scale").
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    if user_threshold:
+        env["MALLOC_MMAP_THRESHOLD_"] = user_threshold
+    done = subprocess.run([sys.executable, "-c", _MAPPED_PROBE], capture_output=True, text=True,
+                          env=env, timeout=120, check=False)
+    assert done.stdout.strip().splitlines()[-1] == expected, done.stderr[-2000:]
