@@ -59,7 +59,7 @@ from ouroboros.transforms.dedup.near import (
     NearDedup,
     band_keys,
 )
-from ouroboros.transforms.dedup.sketch import SketchKeys
+from ouroboros.transforms.dedup.sketch import SketchKeys, store_sketch
 from ouroboros.transforms.io.extract import Extract
 from ouroboros.transforms.io.normalize import Normalize
 from ouroboros.transforms.io.read import ReadConfig, detect_format, read_shard
@@ -317,7 +317,8 @@ def build_pipeline(p: beam.Pipeline, shards: list[str], output: str, config: Con
     index_params = (config.near_dedup.index_params()
                     if drop and config.near_dedup.enabled else None)
     keyed = keyed_stages(config, drop, index_params)
-    decided, sides = _keyed_decisions(kept, files, config, keyed, index_in, extras)
+    decided, sides = _keyed_decisions(kept, files, config, keyed, index_in, extras,
+                                      f"{output}/{WORK_DIR}/sketches")
     applied = decided | "apply" >> beam.ParDo(ApplyDecisions(keyed), *sides).with_outputs(
         REJECTED, ERRORS, ENTERING, INDEX, main=CURATED)
     errors.append(applied[ERRORS])
@@ -381,23 +382,27 @@ def _streaming_pass(read_docs: Any, config: Config, drop: bool, index_in: list[s
 
 
 def _keyed_decisions(kept: Any, files: Any, config: Config, keyed: KeyedStages,
-                     index_in: list[str], extras: dict[str, Any]) -> tuple[Any, list]:
+                     index_in: list[str], extras: dict[str, Any],
+                     sketch_dir: str) -> tuple[Any, list]:
     """2. Decisions on keys: exact and near dedup, the topic model, the sampling plan. Returns the
-    staged files with their decisions and the apply pass's side inputs."""
+    staged files with their decisions and the apply pass's side inputs. The key sketches are
+    stored under `sketch_dir` and cross to their readers as paths (``sketch.SketchFile``)."""
     decisions = []
     if keyed.exact:
         exact_sketch = (kept
                         | "ExactKeys" >> beam.Map(exact_key)
-                        | "SketchExactKeys" >> beam.CombineGlobally(SketchKeys(log2_cells=24)))
+                        | "SketchExactKeys" >> beam.CombineGlobally(SketchKeys(log2_cells=24))
+                        | "StoreExactSketch" >> beam.Map(store_sketch, sketch_dir, "exact"))
         decisions.append(files | ExactDecisions(exact_sketch))
     if keyed.near:
         band_sketch = (kept
                        | "BandKeys" >> beam.Map(band_keys)
-                       | "SketchBandKeys" >> beam.CombineGlobally(SketchKeys(log2_cells=26)))
+                       | "SketchBandKeys" >> beam.CombineGlobally(SketchKeys(log2_cells=26))
+                       | "StoreBandSketch" >> beam.Map(store_sketch, sketch_dir, "bands"))
         after_exact = files | "AfterExact" >> DecisionsByFile(decisions)
         decisions.append(after_exact | NearDecisions(
             config.near_dedup, band_sketch, near_member(keyed), KEY_COLUMNS,
-            index_in=index_in))
+            index_in=index_in, sketch_dir=sketch_dir))
     decided = files | "Decisions" >> DecisionsByFile(decisions)
     model = sample_plan = cutoffs = None
     if keyed.topics:

@@ -14,7 +14,14 @@ import pytest
 from apache_beam.pipeline import PipelineVisitor
 from apache_beam.pvalue import PCollection
 from ouroboros.pipeline.cli import execute
-from ouroboros.transforms.dedup.sketch import KeySketch, SketchKeys, as_keys
+from ouroboros.transforms.dedup.sketch import (
+    KeySketch,
+    LoadedSketches,
+    SketchFile,
+    SketchKeys,
+    as_keys,
+    store_sketch,
+)
 
 from tests.conftest import read_output
 
@@ -123,6 +130,27 @@ def test_key_sketch_is_encoded_compressed_and_decodes_to_a_working_sketch():
     back.add(keys[100:101])
     back.merge(pickle.loads(data))
     assert back.at_least(keys[100:102], 2).all()  # 101 added again; 102 seen once on each side
+
+
+def test_a_stored_sketch_is_read_once_per_bundle_and_let_go_at_its_end(tmp_path):
+    # The keyed stages take a sketch's path as their side input: the runner holds a path, and a
+    # reader holds the 16 MiB only while its bundle runs.
+    keys = as_keys(range(1, 1_001))
+    sketch = KeySketch(log2_cells=16)
+    sketch.add(keys)
+    sketch.add(keys[:10])
+    stored = store_sketch(sketch, str(tmp_path / "sketches"), "bands")
+    assert isinstance(stored, SketchFile) and len(pickle.dumps(stored)) < 500
+    loaded = LoadedSketches()
+    first = loaded.get(stored)
+    assert list(first.at_least(keys[8:12], 2)) == [True, True, False, False]
+    assert loaded.get(stored) is first  # once per bundle
+    loaded.clear()
+    assert loaded.get(stored) is not first  # read again by the next bundle
+    assert loaded.get(sketch) is sketch and loaded.get(None) is None
+    (tmp_path / "not-a-sketch.sketch").write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(ValueError, match="not hold a key sketch"):
+        loaded.get(SketchFile(str(tmp_path / "not-a-sketch.sketch")))
 
 
 def test_key_sketch_counts_a_key_twice_within_one_batch_and_refuses_other_shapes():

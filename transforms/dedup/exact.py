@@ -32,7 +32,13 @@ from ouroboros.transforms.base import (
 )
 from ouroboros.transforms.dedup.components import ID
 from ouroboros.transforms.dedup.representative import doc_key, pick_representative
-from ouroboros.transforms.dedup.sketch import KeySketch, as_keys, hex_key
+from ouroboros.transforms.dedup.sketch import (
+    KeySketch,
+    LoadedSketches,
+    SketchFile,
+    as_keys,
+    hex_key,
+)
 from ouroboros.transforms.io.staged import KEPT_BEFORE, staged_batches
 from pydantic import Field
 
@@ -113,7 +119,14 @@ class _Candidates(beam.DoFn):
     def __init__(self) -> None:
         self._shuffled = Metrics.counter(METRICS_NAMESPACE, f"{STAGE}.keys_shuffled")
 
-    def process(self, path: str, sketch: KeySketch) -> Iterable[Any]:
+    def start_bundle(self) -> None:
+        self._sketches = LoadedSketches()
+
+    def finish_bundle(self) -> None:
+        self._sketches.clear()
+
+    def process(self, path: str, stored: KeySketch | SketchFile) -> Iterable[Any]:
+        sketch = self._sketches.get(stored)
         for batch in staged_batches(path, KEY_COLUMNS):
             rows = [r for r in batch.to_pylist() if has_exact_keys(r)]
             if not rows:
@@ -141,7 +154,7 @@ class _Pick(beam.DoFn):
 class ExactDecisions(beam.PTransform):
     """Staged file paths -> ``(file, (EXACT, id, kept id))`` for every exact duplicate that is not
     its hash's representative. ``sketch``: a one-element PCollection, the ``KeySketch`` of every
-    staged document's ``exact_key``."""
+    staged document's ``exact_key`` (or the ``SketchFile`` holding it)."""
 
     def __init__(self, sketch: Any):
         super().__init__(label=STAGE)

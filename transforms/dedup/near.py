@@ -78,7 +78,14 @@ from ouroboros.transforms.dedup.representative import (
     representative_key,
     score_value,
 )
-from ouroboros.transforms.dedup.sketch import KeySketch, SketchKeys, as_keys
+from ouroboros.transforms.dedup.sketch import (
+    KeySketch,
+    LoadedSketches,
+    SketchFile,
+    SketchKeys,
+    as_keys,
+    store_sketch,
+)
 from ouroboros.transforms.io.staged import BANDS, SIGNATURE, staged_batches
 
 STAGE = "near_dedup"
@@ -193,7 +200,14 @@ class _ReadIndex(beam.DoFn):
         self._keys_only = keys_only
         self._docs = _counter("index_docs_read")
 
-    def process(self, readable: Any, sketch: KeySketch | None = None) -> Iterable[Any]:
+    def start_bundle(self) -> None:
+        self._sketches = LoadedSketches()
+
+    def finish_bundle(self) -> None:
+        self._sketches.clear()
+
+    def process(self, readable: Any, stored: KeySketch | SketchFile | None = None) -> Iterable[Any]:
+        sketch = self._sketches.get(stored)
         with readable.open() as f:
             parquet = pq.ParquetFile(f)
             for batch in parquet.iter_batches(batch_size=4096):
@@ -425,8 +439,15 @@ class _StagedBandEntries(beam.DoFn):
         self._columns = tuple(dict.fromkeys((*self.COLUMNS, *member_columns)))
         self._entries = _counter("band_entries_shuffled")
 
-    def process(self, element: tuple[str, Any], sketch: KeySketch,
-                prior: KeySketch | None = None) -> Iterable[Any]:
+    def start_bundle(self) -> None:
+        self._sketches = LoadedSketches()
+
+    def finish_bundle(self) -> None:
+        self._sketches.clear()
+
+    def process(self, element: tuple[str, Any], stored: KeySketch | SketchFile,
+                stored_prior: KeySketch | SketchFile | None = None) -> Iterable[Any]:
+        sketch, prior = self._sketches.get(stored), self._sketches.get(stored_prior)
         path, decisions = element
         for batch in staged_batches(path, self._columns):
             for row in batch.to_pylist():
@@ -457,16 +478,20 @@ class NearDecisions(beam.PTransform):
     """(staged file, decisions so far) pairs -> ``(file, (NEAR, id, ClusterInfo))`` for every
     document of this run that has a near duplicate (others are clusters of one).
 
-    ``sketch``: a one-element PCollection, the ``KeySketch`` of every staged band key.
+    ``sketch``: a one-element PCollection, the ``KeySketch`` of every staged band key (or the
+    ``SketchFile`` holding it). ``sketch_dir``: where to store the earlier runs' index sketch
+    (None: it stays a side input).
     ``is_member(row, decisions)``: does a staged row take part (it survived the earlier stages)?
     ``index_in``: earlier runs' band-index globs, whose documents (tier 0) win their clusters.
     """
 
     def __init__(self, config: MinHashConfig, sketch: Any, is_member: Any,
-                 member_columns: Sequence[str] = (), index_in: Sequence[str] = ()):
+                 member_columns: Sequence[str] = (), index_in: Sequence[str] = (),
+                 sketch_dir: str | None = None):
         super().__init__(label=STAGE)
         self._cfg = config
         self._sketch = sketch
+        self._sketch_dir = sketch_dir
         self._is_member = is_member
         self._member_columns = tuple(member_columns)
         self._index_in = tuple(index_in)
@@ -481,10 +506,13 @@ class NearDecisions(beam.PTransform):
                       | "IndexGlobs" >> beam.Create(list(self._index_in))
                       | "MatchIndex" >> fileio.MatchAll(EmptyMatchTreatment.ALLOW)
                       | "OpenIndex" >> fileio.ReadMatches())
-            prior_sketch = pvalue.AsSingleton(
-                opened
-                | "IndexKeys" >> beam.ParDo(_ReadIndex(cfg, keep_sig, keys_only=True))
-                | "SketchIndex" >> beam.CombineGlobally(SketchKeys()))
+            index_sketch = (opened
+                            | "IndexKeys" >> beam.ParDo(_ReadIndex(cfg, keep_sig, keys_only=True))
+                            | "SketchIndex" >> beam.CombineGlobally(SketchKeys()))
+            if self._sketch_dir is not None:
+                index_sketch = index_sketch | "StoreIndexSketch" >> beam.Map(
+                    store_sketch, self._sketch_dir, "index-bands")
+            prior_sketch = pvalue.AsSingleton(index_sketch)
             prior = opened | "ReadIndex" >> beam.ParDo(
                 _ReadIndex(cfg, keep_sig), sketch).with_outputs(RANKS, main="entries")
         staged = files | "BandEntries" >> beam.ParDo(

@@ -19,12 +19,15 @@ in two partial sketches has been seen twice.
 
 from __future__ import annotations
 
+import pickle
+import uuid
 import zlib
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.io.filesystems import FileSystems
 
 _U64 = np.uint64
 # Odd multipliers (from splitmix64 / xxhash / murmur3 constants) for the k cell positions.
@@ -152,3 +155,46 @@ class SketchKeys(beam.CombineFn):
     def extract_output(self, acc: list[Any]) -> KeySketch:
         self._flush(acc)
         return acc[0] if acc[0] is not None else KeySketch(self._log2, self._k)
+
+
+class SketchFile(NamedTuple):
+    """A ``KeySketch`` stored in the run's work directory (``store_sketch``): what the keyed
+    stages take as a side input instead of the sketch itself.
+
+    A side input stays with the runner until the run ends, and the in-process runner also keeps
+    the decoded value in its caches: a 16 MiB sketch was held four times over (measured with
+    memray at 200,000 documents) long after its last reader. A path costs nothing to hold; the
+    readers load the sketch for a bundle (``LoadedSketches``) and drop it at the bundle's end."""
+
+    path: str
+
+
+def store_sketch(sketch: KeySketch, directory: str, name: str) -> SketchFile:
+    """Writes `sketch` (pickled, its bits compressed) under `directory` (any Beam filesystem)."""
+    path = f"{directory.rstrip('/')}/{name}-{uuid.uuid4().hex}.sketch"
+    with FileSystems.create(path) as f:
+        f.write(pickle.dumps(sketch, protocol=pickle.HIGHEST_PROTOCOL))
+    return SketchFile(path)
+
+
+class LoadedSketches:
+    """A DoFn's sketches for one bundle: ``get`` reads a ``SketchFile`` once (a ``KeySketch`` or
+    None is returned as it is); ``clear`` (in ``finish_bundle``) lets it go."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, KeySketch] = {}
+
+    def get(self, sketch: KeySketch | SketchFile | None) -> KeySketch | None:
+        if not isinstance(sketch, SketchFile):
+            return sketch
+        loaded = self._loaded.get(sketch.path)
+        if loaded is None:
+            with FileSystems.open(sketch.path) as f:
+                loaded = pickle.loads(f.read())
+            if not isinstance(loaded, KeySketch):
+                raise ValueError(f"{sketch.path} does not hold a key sketch")
+            self._loaded[sketch.path] = loaded
+        return loaded
+
+    def clear(self) -> None:
+        self._loaded.clear()
