@@ -34,7 +34,7 @@ from ouroboros.transforms.dedup.components import ID
 from ouroboros.transforms.dedup.representative import doc_key, pick_representative
 from ouroboros.transforms.dedup.sketch import (
     KeySketch,
-    LoadedSketches,
+    ReadsSketches,
     SketchFile,
     as_keys,
     hex_key,
@@ -113,17 +113,11 @@ def has_exact_keys(row: Mapping[str, Any]) -> bool:
     return bool(row.get("id")) and isinstance(row.get("exact_hash"), str) and bool(row["exact_hash"])
 
 
-class _Candidates(beam.DoFn):
+class _Candidates(ReadsSketches):
     """A staged file -> (exact_hash, (rank, file)) for its documents whose hash may repeat."""
 
     def __init__(self) -> None:
         self._shuffled = Metrics.counter(METRICS_NAMESPACE, f"{STAGE}.keys_shuffled")
-
-    def start_bundle(self) -> None:
-        self._sketches = LoadedSketches()
-
-    def finish_bundle(self) -> None:
-        self._sketches.clear()
 
     def process(self, path: str, stored: KeySketch | SketchFile) -> Iterable[Any]:
         sketch = self._sketches.get(stored)

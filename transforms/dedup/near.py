@@ -80,7 +80,7 @@ from ouroboros.transforms.dedup.representative import (
 )
 from ouroboros.transforms.dedup.sketch import (
     KeySketch,
-    LoadedSketches,
+    ReadsSketches,
     SketchFile,
     SketchKeys,
     as_keys,
@@ -188,7 +188,7 @@ def _band_entries(kv: tuple[str, tuple], keep_sig: bool) -> Iterable[Any]:
         yield (i, h), member
 
 
-class _ReadIndex(beam.DoFn):
+class _ReadIndex(ReadsSketches):
     """Rows of an earlier run's band index -> band entries of tier-0 (already kept) members.
 
     With a sketch side input (``process(readable, sketch)``), only entries whose band key this
@@ -199,12 +199,6 @@ class _ReadIndex(beam.DoFn):
         self._keep_sig = keep_sig
         self._keys_only = keys_only
         self._docs = _counter("index_docs_read")
-
-    def start_bundle(self) -> None:
-        self._sketches = LoadedSketches()
-
-    def finish_bundle(self) -> None:
-        self._sketches.clear()
 
     def process(self, readable: Any, stored: KeySketch | SketchFile | None = None) -> Iterable[Any]:
         sketch = self._sketches.get(stored)
@@ -427,7 +421,7 @@ def band_keys(doc: Mapping[str, Any]) -> list[int]:
     return doc.get(BANDS) or []
 
 
-class _StagedBandEntries(beam.DoFn):
+class _StagedBandEntries(ReadsSketches):
     """(staged file, its decisions so far) -> ((band, hash), member) for the near-dedup members of
     the file whose band key may be shared: seen twice in this run, or in an earlier run's index."""
 
@@ -438,12 +432,6 @@ class _StagedBandEntries(beam.DoFn):
         self._keep_sig = keep_sig
         self._columns = tuple(dict.fromkeys((*self.COLUMNS, *member_columns)))
         self._entries = _counter("band_entries_shuffled")
-
-    def start_bundle(self) -> None:
-        self._sketches = LoadedSketches()
-
-    def finish_bundle(self) -> None:
-        self._sketches.clear()
 
     def process(self, element: tuple[str, Any], stored: KeySketch | SketchFile,
                 stored_prior: KeySketch | SketchFile | None = None) -> Iterable[Any]:
