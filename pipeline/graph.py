@@ -59,7 +59,7 @@ from ouroboros.transforms.dedup.near import (
     NearDedup,
     band_keys,
 )
-from ouroboros.transforms.dedup.sketch import SketchKeys, store_sketch
+from ouroboros.transforms.dedup.sketch import sketch_keys, store_sketch
 from ouroboros.transforms.io.extract import Extract
 from ouroboros.transforms.io.normalize import Normalize
 from ouroboros.transforms.io.read import ReadConfig, detect_format, read_shard
@@ -391,13 +391,13 @@ def _keyed_decisions(kept: Any, files: Any, config: Config, keyed: KeyedStages,
     if keyed.exact:
         exact_sketch = (kept
                         | "ExactKeys" >> beam.Map(exact_key)
-                        | "SketchExactKeys" >> beam.CombineGlobally(SketchKeys(log2_cells=24))
+                        | "SketchExactKeys" >> sketch_keys(log2_cells=24)
                         | "StoreExactSketch" >> beam.Map(store_sketch, sketch_dir, "exact"))
         decisions.append(files | ExactDecisions(exact_sketch))
     if keyed.near:
         band_sketch = (kept
                        | "BandKeys" >> beam.Map(band_keys)
-                       | "SketchBandKeys" >> beam.CombineGlobally(SketchKeys(log2_cells=26))
+                       | "SketchBandKeys" >> sketch_keys(log2_cells=26)
                        | "StoreBandSketch" >> beam.Map(store_sketch, sketch_dir, "bands"))
         after_exact = files | "AfterExact" >> DecisionsByFile(decisions)
         decisions.append(after_exact | NearDecisions(

@@ -159,3 +159,28 @@ def test_key_sketch_counts_a_key_twice_within_one_batch_and_refuses_other_shapes
     assert list(sketch.at_least(as_keys([5, 9]), 2)) == [True, False]
     with pytest.raises(ValueError):
         sketch.merge(KeySketch(log2_cells=12, k=2))
+
+
+@pytest.mark.slow
+def test_a_run_in_which_no_document_reaches_dedup_completes_with_and_without_earlier_runs(
+        tmp_path):
+    """The key sketches come out of combines without defaults: when no document reaches the keyed
+    stages there is no sketch at all, and exact dedup, near dedup (also against an earlier run's
+    band index) must take that as "no key repeats", not fail. The first run keeps documents (its
+    index goes to the state directory); the second rejects every document at quality."""
+    state = tmp_path / "state"
+    first = execute([str(DEMO / "demo.jsonl")], str(tmp_path / "first"), quiet=True,
+                    state=str(state), run_id="first")
+    assert first["curated"] > 0 and list(state.rglob("*.parquet"))
+    again = tmp_path / "again.jsonl"  # a shard the state has not seen
+    again.write_bytes((DEMO / "demo.jsonl").read_bytes())
+    for name, kwargs in (("alone", {}), ("after", {"state": str(state)})):
+        out = tmp_path / name
+        stats = execute([str(again)], str(out), quiet=True, run_id=name,
+                        overrides=["quality.gopher_quality.min_doc_words=99999",
+                                   "quality.language_aware=false"], **kwargs)
+        assert stats.get("accounting", {}).get("holds") and stats["curated"] == 0, (name, stats)
+        rejected = read_output(out, "rejected")
+        assert len(rejected) == stats["input_records"] - stats["errors"] > 20
+        stages = {r["reject_stage"] for r in rejected}
+        assert "quality" in stages and not stages & {"exact_dedup", "near_dedup"}

@@ -121,6 +121,8 @@ class _Candidates(ReadsSketches):
 
     def process(self, path: str, stored: KeySketch | SketchFile) -> Iterable[Any]:
         sketch = self._sketches.get(stored)
+        if sketch is None:  # no key was sketched: none can repeat
+            return
         for batch in staged_batches(path, KEY_COLUMNS):
             rows = [r for r in batch.to_pylist() if has_exact_keys(r)]
             if not rows:
@@ -156,6 +158,7 @@ class ExactDecisions(beam.PTransform):
 
     def expand(self, files: Any) -> Any:
         return (files
-                | "Candidates" >> beam.ParDo(_Candidates(), pvalue.AsSingleton(self._sketch))
+                | "Candidates" >> beam.ParDo(
+                    _Candidates(), pvalue.AsSingleton(self._sketch, default_value=None))
                 | "GroupByHash" >> beam.GroupByKey()
                 | "Pick" >> beam.ParDo(_Pick()))

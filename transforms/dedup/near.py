@@ -82,8 +82,8 @@ from ouroboros.transforms.dedup.sketch import (
     KeySketch,
     ReadsSketches,
     SketchFile,
-    SketchKeys,
     as_keys,
+    sketch_keys,
     store_sketch,
 )
 from ouroboros.transforms.io.staged import BANDS, SIGNATURE, staged_batches
@@ -443,7 +443,8 @@ class _StagedBandEntries(ReadsSketches):
                 if not bands or not self._is_member(row, decisions):
                     continue
                 keys = as_keys(bands)
-                wanted = sketch.at_least(keys, 2)
+                wanted = (sketch.at_least(keys, 2) if sketch is not None
+                          else np.zeros(len(keys), dtype=bool))
                 if prior is not None:
                     wanted |= prior.at_least(keys, 1)
                 if not wanted.any():
@@ -487,7 +488,7 @@ class NearDecisions(beam.PTransform):
     def expand(self, files: Any) -> Any:
         cfg = self._cfg
         keep_sig = cfg.verify_threshold is not None
-        sketch = pvalue.AsSingleton(self._sketch)
+        sketch = pvalue.AsSingleton(self._sketch, default_value=None)
         prior_sketch, prior = None, None
         if self._index_in:
             opened = (files.pipeline
@@ -496,11 +497,11 @@ class NearDecisions(beam.PTransform):
                       | "OpenIndex" >> fileio.ReadMatches())
             index_sketch = (opened
                             | "IndexKeys" >> beam.ParDo(_ReadIndex(cfg, keep_sig, keys_only=True))
-                            | "SketchIndex" >> beam.CombineGlobally(SketchKeys()))
+                            | "SketchIndex" >> sketch_keys())
             if self._sketch_dir is not None:
                 index_sketch = index_sketch | "StoreIndexSketch" >> beam.Map(
                     store_sketch, self._sketch_dir, "index-bands")
-            prior_sketch = pvalue.AsSingleton(index_sketch)
+            prior_sketch = pvalue.AsSingleton(index_sketch, default_value=None)
             prior = opened | "ReadIndex" >> beam.ParDo(
                 _ReadIndex(cfg, keep_sig), sketch).with_outputs(RANKS, main="entries")
         staged = files | "BandEntries" >> beam.ParDo(
