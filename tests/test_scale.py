@@ -184,3 +184,16 @@ def test_a_run_in_which_no_document_reaches_dedup_completes_with_and_without_ear
         assert len(rejected) == stats["input_records"] - stats["errors"] > 20
         stages = {r["reject_stage"] for r in rejected}
         assert "quality" in stages and not stages & {"exact_dedup", "near_dedup"}
+
+
+@pytest.mark.slow
+def test_the_output_diversity_is_measured_on_the_output_with_and_without_the_sampler(tmp_path):
+    """Without the sampler the curated documents are the ones that entered it, and the statistics
+    are measured once for both; with it, the output's are the sample's."""
+    plain = execute([str(DEMO / "demo.jsonl")], str(tmp_path / "plain"), quiet=True)
+    assert plain["diversity_output"] == plain["diversity_input"]
+    assert plain["diversity_output"]["docs"] == plain["curated"] > 5
+    sampled = execute([str(DEMO / "demo.jsonl")], str(tmp_path / "sampled"), quiet=True,
+                      overrides=["sampling.enabled=true", "sampling.budget_fraction=0.5"])
+    assert sampled["diversity_output"]["docs"] == sampled["curated"]
+    assert sampled["diversity_input"]["docs"] == plain["curated"] > sampled["curated"]
