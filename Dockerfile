@@ -42,9 +42,10 @@ RUN set -eux; \
     python /opt/ouroboros/check_install.py --output /tmp/ouroboros-check; \
     rm -rf /tmp/ouroboros-check
 
-# Arrow's jemalloc pool returns freed pages to the system at once (pyarrow's default, mimalloc,
-# keeps them): the workers' memory stays flat over a long run (README, "Scale").
-ENV ARROW_DEFAULT_MEMORY_POOL=jemalloc
+# Arrow's system pool with the fixed glibc thresholds below: every Arrow buffer over 128 KiB is its
+# own mapping, returned when freed (pyarrow's default, mimalloc, keeps freed pages; jemalloc keeps
+# them until they decay): the workers' memory stays flat over a long run (README, "Scale").
+ENV ARROW_DEFAULT_MEMORY_POOL=system
 # Fixed glibc mmap/trim thresholds: large freed blocks go back to the system instead of
 # fragmenting the heap (`pipeline/cli.py: tune_malloc`, which sets the same for local runs).
 ENV MALLOC_MMAP_THRESHOLD_=131072 MALLOC_TRIM_THRESHOLD_=131072

@@ -390,15 +390,19 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
 
 def choose_arrow_pool() -> None:
-    """Arrow's jemalloc pool for this process and the workers it starts, unless the user chose one.
+    """Arrow's system pool (glibc malloc) for this process and the workers it starts, unless the
+    user chose one.
 
     Parquet reading and writing allocate and free Arrow buffers for every row group. pyarrow's
     default pool on Linux (mimalloc) keeps the pages it frees, so a long local run's resident
-    memory crept up file after file; jemalloc returns them at once. Arrow reads the variable when
-    pyarrow is first imported, so this runs first. (README, "Scale": 10,000 documents with
-    ``bench/pipeline_vs_datatrove.py``'s settings, in-process peak RSS 568 MB -> 523 MB.)"""
-    if sys.platform.startswith("linux"):  # the pyarrow wheels with jemalloc
-        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+    memory crept up file after file (10,000 documents, in-process peak RSS 568 MB; jemalloc 523
+    MB). jemalloc in turn keeps freed pages until they decay and one set per arena; with
+    ``tune_malloc``'s fixed mmap threshold, glibc gives every Arrow buffer over 128 KiB its own
+    mapping and returns it when freed (``bench/memory_by_stage.py``, 4 MiB row groups: peak
+    463 -> 451 MB at 10,000 documents, 542 -> 519 MB at 50,000; same wall time). Arrow reads the
+    variable when pyarrow is first imported, so this runs first."""
+    if sys.platform.startswith("linux"):
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 
 # glibc's malloc settings (mallopt(3)) and the environment variables that set them for processes
