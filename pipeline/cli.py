@@ -396,7 +396,7 @@ def choose_arrow_pool() -> None:
     Parquet reading and writing allocate and free Arrow buffers for every row group. pyarrow's
     default pool on Linux (mimalloc) keeps the pages it frees, so a long local run's resident
     memory crept up file after file (10,000 documents, in-process peak RSS 568 MB; jemalloc 523
-    MB). jemalloc in turn keeps freed pages until they decay and one set per arena; with
+    MB). jemalloc in turn keeps freed pages until they decay; with
     ``tune_malloc``'s fixed mmap threshold, glibc gives every Arrow buffer over 128 KiB its own
     mapping and returns it when freed (``bench/memory_by_stage.py``, 4 MiB row groups: peak
     463 -> 451 MB at 10,000 documents, 542 -> 519 MB at 50,000; same wall time). Arrow reads the

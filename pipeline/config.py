@@ -39,7 +39,7 @@ class OutputConfig(StrictModel):
     # to this many bytes of Arrow rows before it writes a row group, and a local run has several
     # open at once. 64 -> 16 MiB lowered a 50k-document local run's peak RSS from 1,046 to 902 MB;
     # 16 -> 4 MiB, 577 -> 531 MB (README, Configuration), same rows, curated file 1% larger
-    # (row groups of ~1,000 documents, ~1.7 MB zstd; datatrove writes 1,000-document row groups).
+    # (row groups of ~1,000 documents, ~1.8 MB zstd; datatrove writes 1,000-document row groups).
     row_group_bytes: int = Field(
         4 * 1024 * 1024, gt=0,
         description="uncompressed bytes a Parquet writer buffers before writing a row group "
