@@ -180,6 +180,7 @@ def execute(inputs: list[str], output: str, config_path: str | None = None,
         extra = ({"shards_skipped_already_processed": len(selection.skipped)}
                  if selection is not None else {})
         show_progress = progress_enabled(runner_name(options), quiet=quiet)
+        release_idle_stages()
         start = time.monotonic()
         if selection is not None:  # journaled first: a kill from here on is reconciled
             nightly.begin_run(state, run.run_id, output, selection.new)
@@ -403,6 +404,30 @@ def choose_arrow_pool() -> None:
     variable when pyarrow is first imported, so this runs first."""
     if sys.platform.startswith("linux"):
         os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+
+
+# Seconds a finished stage's bundle processor may sit idle in an in-process worker (Beam: 60).
+IDLE_STAGE_SECONDS = 2.0
+
+
+def release_idle_stages(seconds: float = IDLE_STAGE_SECONDS) -> None:
+    """Let the in-process runner's worker drop a finished stage's bundle processor (its DoFns and
+    operations) after `seconds` idle, not Beam's 60.
+
+    A local run executes its fused stages one after another, each as one or a few back-to-back
+    bundles, and the worker keeps every finished stage's processor until it has been idle for
+    ``sdk_worker.DEFAULT_BUNDLE_PROCESSOR_CACHE_SHUTDOWN_THRESHOLD_S`` seconds, checked as often.
+    The keyed stages and the apply pass start seconds after the streaming pass, so the finished
+    stages' processors were still held at the apply pass's peak and given back a minute into it
+    (``bench/memory_by_stage.py`` at 200,000 documents: ~80 MB at once; apply-pass peak 569 ->
+    490 MB, the keyed stages' end 482 -> 428 MB). A stage is never idle for two
+    seconds between its own bundles here, so no model is loaded twice. Beam reads the constant
+    when its worker starts (this process's; the multi-process DirectRunner's workers keep 60);
+    ``tests/test_scale.py::test_a_local_run_lets_a_finished_stage_go_while_later_stages_run``
+    fails if a Beam release renames it or stops honouring it."""
+    from apache_beam.runners.worker import sdk_worker
+
+    sdk_worker.DEFAULT_BUNDLE_PROCESSOR_CACHE_SHUTDOWN_THRESHOLD_S = seconds
 
 
 # glibc's malloc settings (mallopt(3)) and the environment variables that set them for processes

@@ -175,6 +175,22 @@ def test_word_table_restarting_between_documents_changes_nothing():
 
 
 
+def test_the_quality_stage_lets_its_caches_go_when_a_bundle_ends_and_judges_alike_after():
+    """The word and chunk caches fill to ~80 MB on a long run; kept past the streaming pass they
+    were the local run's memory in every later stage. They are emptied at the end of a bundle."""
+    from ouroboros.transforms.quality import sentences
+
+    text = ("The cat sat on the mat, and the dog -- a big one -- sat with the cat. Isn't it? "
+            "Dr. Smith's 10km/h U.S. walk... ") * 20
+    stage = Quality(QualityConfig(language_aware=False))
+    before = stage.process({"text": text})
+    assert len(quality_words._CACHE) and quality_fast._table().ids
+    stage.finish_bundle()
+    assert not quality_words._CACHE and not sentences._CLASSES
+    assert "table" not in quality_fast._LOCAL.__dict__  # the table's arrays go too, not only its words
+    assert stage.process({"text": text}) == before
+
+
 def test_threads_sharing_the_caches_get_the_same_signals():
     """Beam can run bundles on several threads of one process: the caches must not mix them up."""
     from concurrent.futures import ThreadPoolExecutor

@@ -197,3 +197,44 @@ def test_the_output_diversity_is_measured_on_the_output_with_and_without_the_sam
                       overrides=["sampling.enabled=true", "sampling.budget_fraction=0.5"])
     assert sampled["diversity_output"]["docs"] == sampled["curated"]
     assert sampled["diversity_input"]["docs"] == plain["curated"] > sampled["curated"]
+
+
+class _MarksTeardown(beam.DoFn):
+    def __init__(self, marker: str):
+        self._marker = marker
+
+    def process(self, x):
+        yield x % 2, x
+
+    def teardown(self):
+        Path(self._marker).write_text("torn down")
+
+
+def _torn_down_by_now(kv, marker: str, wait: float):
+    import time
+
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and not Path(marker).exists():
+        time.sleep(0.1)
+    return Path(marker).exists()
+
+
+def test_a_local_run_lets_a_finished_stage_go_while_later_stages_run(tmp_path, monkeypatch):
+    """Beam's in-process worker keeps a finished stage's DoFns (and what they hold) until they
+    have been idle 60 s; a local run lets them go after ``cli.IDLE_STAGE_SECONDS``, so the keyed
+    stages and the apply pass do not carry the streaming pass (README, "Scale")."""
+    from apache_beam.runners.worker import sdk_worker
+    from ouroboros.pipeline import cli
+
+    monkeypatch.setattr(sdk_worker, "DEFAULT_BUNDLE_PROCESSOR_CACHE_SHUTDOWN_THRESHOLD_S",
+                        sdk_worker.DEFAULT_BUNDLE_PROCESSOR_CACHE_SHUTDOWN_THRESHOLD_S)
+    cli.release_idle_stages()
+    marker = str(tmp_path / "first-stage-torn-down")
+    with beam.Pipeline(runner="DirectRunner") as p:
+        seen = (p | beam.Create(range(10)) | "First" >> beam.ParDo(_MarksTeardown(marker))
+                | beam.GroupByKey()
+                | "Later" >> beam.Map(_torn_down_by_now, marker, 4 * cli.IDLE_STAGE_SECONDS)
+                | beam.combiners.ToList())
+        from apache_beam.testing.util import assert_that, equal_to
+
+        assert_that(seen, equal_to([[True, True]]))

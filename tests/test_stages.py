@@ -201,6 +201,30 @@ def test_a_failing_batch_is_retried_document_by_document():
               [("poison", "fragile", "ValueError")])
 
 
+class _NotesItsBundles(DocumentStage):
+    name = "notes"
+
+    def __init__(self, log: str):
+        self._log = log
+
+    def process(self, doc):
+        return Verdict({})
+
+    def finish_bundle(self):
+        with open(self._log, "a") as f:
+            f.write("end\n")
+
+
+def test_a_stage_hears_when_its_bundle_ends(tmp_path):
+    """Where the stages let go of their per-bundle caches (``DocumentStage.finish_bundle``)."""
+    log = tmp_path / "bundles.log"
+    with TestPipeline() as p:
+        result = p | beam.Create(frozen([{"id": "a"}, {"id": "b"}])) | ApplyStage(
+            _NotesItsBundles(str(log)))
+        check(result, ["a", "b"], [])
+    assert log.read_text().count("end") >= 1
+
+
 class _CountsItsBatch(DocumentStage):
     name = "counter"
     batch_size = 4

@@ -84,6 +84,10 @@ class DocumentStage:
     def teardown(self) -> None:
         """Release what ``setup`` holds."""
 
+    def finish_bundle(self) -> None:
+        """Let go of what the bundle built up (per-worker caches that only speed up the next
+        documents): a cache kept past its stage holds memory through every later stage."""
+
     def process(self, doc: Mapping[str, Any]) -> Verdict:
         raise NotImplementedError
 
@@ -215,6 +219,10 @@ class _StagesDoFn(beam.DoFn):
     def teardown(self) -> None:
         for stage in self._stages:
             stage.teardown()
+
+    def finish_bundle(self) -> None:
+        for stage in self._stages:
+            stage.finish_bundle()
 
     def start_bundle(self) -> None:
         for name, seconds in self._setup_seconds.items():

@@ -119,6 +119,11 @@ class _WordTable:
 _LOCAL = threading.local()  # a table per thread: Beam may run bundles on threads of one process
 
 
+def drop_table() -> None:
+    """Forget this thread's word table (its words and arrays); the next document starts anew."""
+    _LOCAL.__dict__.pop("table", None)
+
+
 def _table() -> _WordTable:
     table = getattr(_LOCAL, "table", None)
     if table is None:
