@@ -159,8 +159,9 @@ class Quality(DocumentStage):
     def finish_bundle(self) -> None:
         # The word, chunk and sentence-class caches (200,000 entries each when full) would
         # otherwise ride through the keyed stages and the apply pass of a local run
-        # (bench/memory_by_stage.py: apply-pass peak 596 -> 569 MB at 200,000 documents, 450 ->
-        # 433 at 10,000; README, "Scale"). The in-process runner runs a stage as one bundle, so
+        # (bench/memory_by_stage.py: the keyed stages' end 507 -> 482 MB at 200,000 documents;
+        # the run's peak 451 -> 434 MB at 10,000; README, "Scale"). The in-process runner runs a
+        # stage as one bundle, so
         # nothing is recomputed there; elsewhere a bundle refills them from its first documents.
         clear_caches()
 
