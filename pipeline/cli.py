@@ -421,9 +421,9 @@ def release_idle_stages(seconds: float = IDLE_STAGE_SECONDS) -> None:
     stages' processors were still held at the apply pass's peak and given back a minute into it
     (``bench/memory_by_stage.py`` at 200,000 documents: ~80 MB at once; with the quality
     caches emptied too, apply-pass peak 591 -> 490 MB, the keyed stages' end 482 -> 428 MB). A
-    stage is never idle for two
-    seconds between its own bundles here, so no model is loaded twice. Beam reads the constant
-    when its worker starts (this process's; the multi-process DirectRunner's workers keep 60);
+    stage is never idle for two seconds between its own bundles here, so no model is loaded
+    twice. Beam reads the constant when its worker starts (this process's; the multi-process
+    DirectRunner's workers keep 60);
     ``tests/test_scale.py::test_a_local_run_lets_a_finished_stage_go_while_later_stages_run``
     fails if a Beam release renames it or stops honouring it."""
     from apache_beam.runners.worker import sdk_worker

@@ -176,8 +176,9 @@ def test_word_table_restarting_between_documents_changes_nothing():
 
 
 def test_the_quality_stage_lets_its_caches_go_when_a_bundle_ends_and_judges_alike_after():
-    """The word and chunk caches fill to ~80 MB on a long run; kept past the streaming pass they
-    were the local run's memory in every later stage. They are emptied at the end of a bundle."""
+    """The word, chunk and sentence-class caches hold up to 200,000 entries each; kept past the
+    streaming pass they were the local run's memory in every later stage. They are emptied at the
+    end of a bundle."""
     from ouroboros.transforms.quality import sentences
 
     text = ("The cat sat on the mat, and the dog -- a big one -- sat with the cat. Isn't it? "

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from apache_beam.pipeline import PipelineVisitor
 from apache_beam.pvalue import PCollection
+from apache_beam.testing.util import assert_that, equal_to
 from ouroboros.pipeline.cli import execute
 from ouroboros.transforms.dedup.sketch import (
     KeySketch,
@@ -235,6 +236,4 @@ def test_a_local_run_lets_a_finished_stage_go_while_later_stages_run(tmp_path, m
                 | beam.GroupByKey()
                 | "Later" >> beam.Map(_torn_down_by_now, marker, 4 * cli.IDLE_STAGE_SECONDS)
                 | beam.combiners.ToList())
-        from apache_beam.testing.util import assert_that, equal_to
-
         assert_that(seen, equal_to([[True, True]]))

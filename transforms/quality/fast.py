@@ -94,9 +94,6 @@ class _WordTable:
                 new[:len(cur)] = cur
         self.length, self.real_len, self.real, self.alpha = arrays
 
-    def clear(self) -> None:
-        self.ids.clear()
-
     def add(self, new: list[str]) -> None:
         start = len(self.ids)
         end = start + len(new)

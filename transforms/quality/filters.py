@@ -161,8 +161,8 @@ class Quality(DocumentStage):
         # otherwise ride through the keyed stages and the apply pass of a local run
         # (bench/memory_by_stage.py: the keyed stages' end 507 -> 482 MB at 200,000 documents;
         # the run's peak 451 -> 434 MB at 10,000; README, "Scale"). The in-process runner runs a
-        # stage as one bundle, so
-        # nothing is recomputed there; elsewhere a bundle refills them from its first documents.
+        # stage as one bundle, so nothing is recomputed there; elsewhere a bundle refills them
+        # from its first documents.
         clear_caches()
 
     def process(self, doc: Mapping[str, Any]) -> Verdict:
